@@ -1,0 +1,7 @@
+"""`python -m segtutor ...`: see `segtutor.cli`."""
+
+import sys
+
+from segtutor.cli import main
+
+sys.exit(main())

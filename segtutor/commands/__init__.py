@@ -1,0 +1,1 @@
+"""The `train`, `evaluate` and `predict` commands (see `segtutor.cli`)."""
