@@ -1,0 +1,26 @@
+"""Exercises that check themselves, one module per notebook (`ex01` ... `ex06`).
+
+In a notebook: `from segtutor.exercises import ex01 as ex`, then `ex.q1.check(my_fn)`,
+`ex.q1.hint()`, `ex.q1.solution()`. How to write a question: see `segtutor.exercises.core`.
+The student version of the notebooks is built by `python -m segtutor.exercises.student`.
+"""
+
+from segtutor.exercises.core import (
+    Case,
+    CheckResult,
+    Incorrect,
+    Question,
+    compare_tensors,
+    compare_values,
+    describe,
+)
+
+__all__ = [
+    "Case",
+    "CheckResult",
+    "Incorrect",
+    "Question",
+    "compare_tensors",
+    "compare_values",
+    "describe",
+]
