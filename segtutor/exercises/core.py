@@ -460,7 +460,7 @@ def _a_type(value: Any) -> str:
 
 
 def _fmt_index(idx: tuple[int, ...]) -> str:
-    return "[" + ", ".join(map(str, idx)) + "]"
+    return "[" + ", ".join(map(str, idx)) + "]" if idx else ""
 
 
 def _num(x: torch.Tensor) -> str:
