@@ -1,0 +1,214 @@
+"""Losses for semantic segmentation: cross-entropy, soft Dice, and their sum.
+
+Introduced in 03_losses.ipynb. Every loss takes `logits` `(N, C, H, W)` (raw scores, no
+softmax) and `masks` `(N, H, W)` int64 class indices, and skips the pixels whose mask value is
+`ignore_index` (255: object borders, unlabelled pixels).
+
+- Cross-entropy scores every pixel on its own; with `class_weights` a rare class counts more.
+- Soft Dice scores each class's overlap as a whole, so a class of 50 pixels weighs as much as a
+  background of 50 000: a classic remedy for class imbalance.
+- `CEDiceLoss` adds them: cross-entropy gives smooth gradients from the first step, Dice keeps
+  the small classes in view.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segtutor.settings import IGNORE_INDEX
+
+__all__ = ["LOSS_NAMES", "CEDiceLoss", "DiceLoss", "build_loss", "class_weights"]
+
+LOSS_NAMES = ("ce", "dice", "ce+dice")
+
+
+def _as_weight_tensor(weight: torch.Tensor | Sequence[float] | None) -> torch.Tensor | None:
+    return None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
+
+
+class DiceLoss(nn.Module):
+    """Multi-class soft Dice loss from logits: 1 - mean over classes of soft Dice.
+
+    For each class c, with p the softmax probability of c and g = 1 where the mask says c:
+
+        dice_c = (2 * sum(p * g) + smooth) / (sum(p) + sum(g) + smooth)
+
+    The sums run over every valid pixel of the whole batch (not per image), so an image
+    without class c does not produce a meaningless 0/0 for it. Pixels whose mask is
+    `ignore_index` count in neither numerator nor denominator.
+
+    The mean runs over the classes *present in the batch's masks*: a class absent from the
+    masks has no overlap to score (its Dice would only push its probabilities to 0, which the
+    present classes already do). If no valid pixel is left, the loss is 0.
+
+    Args:
+        ignore_index: mask value to skip.
+        smooth: added to numerator and denominator; keeps the ratio defined and the gradient
+            smooth for small classes.
+        weight: optional `(C,)` weights for a weighted mean over the present classes.
+
+    Shape:
+        logits: (N, C, H, W) float, masks: (N, H, W) int64 -> scalar
+
+    Example:
+        >>> loss = DiceLoss()(torch.randn(2, 4, 8, 8), torch.randint(0, 4, (2, 8, 8)))
+    """
+
+    def __init__(
+        self,
+        ignore_index: int = IGNORE_INDEX,
+        smooth: float = 1.0,
+        weight: torch.Tensor | Sequence[float] | None = None,
+    ):
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.smooth = smooth
+        self.register_buffer("weight", _as_weight_tensor(weight))
+
+    def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        num_classes = logits.shape[1]
+        probs = logits.softmax(dim=1)  # (N, C, H, W)
+        valid = masks != self.ignore_index  # (N, H, W)
+        # one_hot(255) would fail: give ignored pixels class 0 first, then zero them out.
+        targets = F.one_hot(masks.where(valid, 0), num_classes)  # (N, H, W, C)
+        targets = targets.permute(0, 3, 1, 2).to(probs.dtype)  # (N, C, H, W)
+        valid = valid.unsqueeze(1).to(probs.dtype)  # (N, 1, H, W)
+        probs = probs * valid
+        targets = targets * valid
+
+        dims = (0, 2, 3)  # sum over batch and pixels, keep classes
+        intersection = (probs * targets).sum(dims)  # (C,)
+        cardinality = probs.sum(dims) + targets.sum(dims)  # (C,)
+        dice = (2 * intersection + self.smooth) / (cardinality + self.smooth)  # (C,)
+
+        present = (targets.sum(dims) > 0).to(probs.dtype)  # (C,)
+        weight = present if self.weight is None else present * self.weight
+        # clamp: no valid pixel at all gives 0 / 1e-12 = 0, not NaN
+        return ((1 - dice) * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+class CEDiceLoss(nn.Module):
+    """`ce_weight * cross-entropy + dice_weight * DiceLoss`, both skipping `ignore_index`.
+
+    Args:
+        ce_weight: factor on the cross-entropy term.
+        dice_weight: factor on the Dice term.
+        class_weights: optional `(C,)` weights for the cross-entropy (see `class_weights`).
+            Dice is not weighted: it already gives every present class the same say.
+        ignore_index: mask value skipped by both terms.
+
+    Shape:
+        logits: (N, C, H, W) float, masks: (N, H, W) int64 -> scalar
+    """
+
+    def __init__(
+        self,
+        ce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        class_weights: torch.Tensor | Sequence[float] | None = None,
+        ignore_index: int = IGNORE_INDEX,
+    ):
+        super().__init__()
+        self.ce_weight = ce_weight
+        self.dice_weight = dice_weight
+        self.ce = nn.CrossEntropyLoss(
+            weight=_as_weight_tensor(class_weights), ignore_index=ignore_index
+        )
+        self.dice = DiceLoss(ignore_index=ignore_index)
+
+    def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.ce_weight * self.ce(logits, masks) + self.dice_weight * self.dice(logits, masks)
+
+
+def build_loss(
+    name: str,
+    num_classes: int | None = None,
+    class_weights: torch.Tensor | Sequence[float] | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> nn.Module:
+    """The loss called `name`: "ce", "dice" or "ce+dice".
+
+    Args:
+        name: one of `LOSS_NAMES`.
+        num_classes: if given, `class_weights` must have this many entries.
+        class_weights: optional `(C,)` weights for the cross-entropy ("ce" and "ce+dice");
+            for "dice" they weight the mean over classes.
+        ignore_index: mask value skipped by the loss.
+
+    Example:
+        >>> loss_fn = build_loss("ce+dice", num_classes=4)
+    """
+    weight = _as_weight_tensor(class_weights)
+    if weight is not None and num_classes is not None and weight.numel() != num_classes:
+        raise ValueError(
+            f"class_weights has {weight.numel()} entries but there are {num_classes} classes: "
+            "give one weight per class"
+        )
+    if name == "ce":
+        return nn.CrossEntropyLoss(weight=weight, ignore_index=ignore_index)
+    if name == "dice":
+        return DiceLoss(ignore_index=ignore_index, weight=weight)
+    if name == "ce+dice":
+        return CEDiceLoss(class_weights=weight, ignore_index=ignore_index)
+    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
+
+
+def class_weights(
+    pixel_counts: torch.Tensor | np.ndarray | Sequence[int],
+    method: str = "median",
+    ignore_zero: bool = True,
+) -> torch.Tensor:
+    """One cross-entropy weight per class from the number of pixels of each class.
+
+    With `freq_c = pixel_counts[c] / sum(pixel_counts)`:
+
+    - "median": median-frequency balancing (Eigen & Fergus 2015, used by SegNet),
+      `w_c = median(freq) / freq_c`. A class as frequent as the median class gets 1, rarer
+      classes more, frequent ones (the background) less. (SegNet divides by the pixels of
+      the images where c appears; here by all pixels, which is what `check-data` counts.)
+    - "inverse": `w_c = 1 / (K * freq_c)` with K the number of classes that have pixels;
+      a perfectly balanced dataset gets all 1s.
+
+    Args:
+        pixel_counts: `(C,)` pixels per class (e.g. `DatasetReport.pixel_counts()`), ignored
+            pixels excluded.
+        method: "median" or "inverse".
+        ignore_zero: a class with no pixels gets weight 0 (and a warning) and is left out of
+            the median; with False it is an error.
+
+    Returns:
+        float32 `(C,)` weights, to pass as `build_loss(..., class_weights=...)`.
+
+    Example:
+        >>> class_weights([600, 300, 100])  # freq 0.6, 0.3, 0.1; median 0.3
+        tensor([0.5000, 1.0000, 3.0000])
+    """
+    counts = torch.as_tensor(pixel_counts, dtype=torch.float64)
+    if counts.ndim != 1 or (counts < 0).any():
+        raise ValueError(f"pixel_counts must be a 1-D list of counts >= 0, got {pixel_counts!r}")
+    present = counts > 0
+    if not present.any():
+        raise ValueError("pixel_counts are all zero: no labelled pixels to weigh")
+    if not present.all():
+        absent = present.logical_not().nonzero().flatten().tolist()
+        if not ignore_zero:
+            raise ValueError(f"classes {absent} have no pixels; their weight would be infinite")
+        warnings.warn(f"classes {absent} have no pixels; giving them weight 0", stacklevel=2)
+
+    freq = counts / counts.sum()
+    if method == "median":
+        # quantile(0.5) is numpy's median: the mean of the two middle values for an even count
+        numerator = freq[present].quantile(0.5)
+    elif method == "inverse":
+        numerator = 1.0 / present.sum()
+    else:
+        raise ValueError(f"unknown method {method!r}; choose 'median' or 'inverse'")
+    weights = torch.zeros_like(freq)
+    weights[present] = numerator / freq[present]
+    return weights.float()
