@@ -160,12 +160,10 @@ def _as_image(image) -> tv_tensors.Image:
 
 
 def _as_mask(mask) -> tv_tensors.Mask:
-    if isinstance(mask, tv_tensors.Mask):
-        return mask
     if isinstance(mask, PIL.Image.Image):
         mask = np.asarray(mask)
     if isinstance(mask, np.ndarray):
         mask = torch.from_numpy(mask.astype(np.int64))
     if mask.ndim == 3:  # (1, H, W) -> (H, W): one class index per pixel, no channel axis
         mask = mask.squeeze(0)
-    return tv_tensors.Mask(mask.long())
+    return tv_tensors.Mask(mask.as_subclass(torch.Tensor).long())
