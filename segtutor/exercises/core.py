@@ -52,7 +52,7 @@ __all__ = [
 Status = Literal["correct", "incorrect", "not_attempted"]
 
 
-class Incorrect(Exception):  # noqa: N818 (it names a verdict, not a failure of the framework)
+class Incorrect(Exception):
     """Raise from `Question.run` or `Question.compare` to report a wrong answer with a message."""
 
 
@@ -310,7 +310,8 @@ class Question:
         if not self.hints:
             text = "There is no hint for this question; `.solution()` shows the answer."
         elif not 1 <= n <= len(self.hints):
-            text = f"There are {len(self.hints)} hints for this question: hint(1) to hint({len(self.hints)})."
+            count = len(self.hints)
+            text = f"There are {count} hints for this question: hint(1) to hint({count})."
         else:
             more = f" `.hint({n + 1})` gives another." if n < len(self.hints) else ""
             text = f"Hint {n} of {len(self.hints)}: {self.hints[n - 1]}{more}"
@@ -520,10 +521,16 @@ def _raised_by_learner(error: BaseException) -> bool:
     return bool(frames) and _is_learners(frames[-1])
 
 
+def _short_message(message: str, max_lines: int = 6) -> str:
+    # Some torch errors run to dozens of lines (dispatcher tables); the first few say what matters.
+    lines = message.splitlines()
+    return "\n".join(lines[:max_lines] + (["..."] if len(lines) > max_lines else []))
+
+
 def _explain_exception(error: BaseException) -> str:
     """'ValueError: msg' plus the learner's last line, without the whole traceback."""
     theirs = [f for f in traceback.extract_tb(error.__traceback__) if _is_learners(f)]
-    text = f"{type(error).__name__}: {error}"
+    text = f"{type(error).__name__}: {_short_message(str(error))}"
     if theirs:
         frame = theirs[-1]
         text += f"\n  in {frame.name}, line {frame.lineno}: {(frame.line or '').strip()}"
