@@ -1,0 +1,329 @@
+"""Tests for segtutor.train: reproducibility, checkpoints, resume, stopping rules, evaluation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from segtutor.errors import CheckpointError
+from segtutor.train import (
+    Callback,
+    History,
+    TrainConfig,
+    choose_device,
+    evaluate,
+    fit,
+    load_checkpoint,
+    make_loader,
+    model_from_checkpoint,
+    predict,
+    predict_logits,
+    save_checkpoint,
+    scheduled_lr,
+    seed_everything,
+)
+
+NUM_CLASSES = 3
+COLORS = torch.tensor([[0.1, 0.1, 0.1], [0.9, 0.2, 0.1], [0.1, 0.3, 0.9]])  # one per class
+
+CONFIG = TrainConfig(num_epochs=3, lr=0.05, num_classes=NUM_CLASSES, progress=False, seed=0,
+                     device="cpu")
+
+
+def colour_dataset(n: int = 12, size: int = 16, seed: int = 0) -> TensorDataset:
+    """Images whose pixel colour gives the class (plus noise): a 1x1 convolution can learn it."""
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.randint(0, NUM_CLASSES, (n, size // 4, size // 4), generator=g)
+    masks = masks.repeat_interleave(4, 1).repeat_interleave(4, 2)  # (N, H, W) in 4x4 blocks
+    images = COLORS[masks].permute(0, 3, 1, 2)  # (N, 3, H, W)
+    images = images + 0.05 * torch.randn(images.shape, generator=g)
+    masks[:, 0, :] = 255  # an ignored border row, as in real masks
+    return TensorDataset(images, masks)
+
+
+def new_model(seed: int = 0) -> nn.Module:
+    seed_everything(seed)
+    return nn.Conv2d(3, NUM_CLASSES, kernel_size=1)
+
+
+def loaders(seed: int = 0) -> tuple[DataLoader, DataLoader]:
+    train = make_loader(colour_dataset(12), batch_size=4, shuffle=True, seed=seed)
+    val = make_loader(colour_dataset(6, seed=1), batch_size=3)
+    return train, val
+
+
+def same_numbers(a: History, b: History) -> bool:
+    da, db = a.to_dict(), b.to_dict()
+    da.pop("epoch_time_s"), db.pop("epoch_time_s")
+    return da == db
+
+
+def test_same_seed_gives_identical_history():
+    runs = [fit(new_model(), *loaders(), CONFIG) for _ in range(2)]
+    assert same_numbers(*runs)
+    other = fit(new_model(seed=1), *loaders(seed=1), CONFIG)
+    assert other.train_loss != runs[0].train_loss
+
+
+def test_overfits_a_tiny_dataset():
+    history = fit(new_model(), *loaders(), replace(CONFIG, num_epochs=15, lr=0.3))
+    assert history.train_loss[-1] < 0.1 * history.train_loss[0]
+    assert history.best_miou > 0.95
+    assert history.stop_reason == "num_epochs"
+    assert len(history.val_iou[-1]) == NUM_CLASSES
+
+
+def test_history_round_trips_and_is_json_safe():
+    history = History(epoch=[1, 2], train_loss=[1.0, 0.5], val_loss=[0.9, 0.6],
+                      val_iou=[[0.5, math.nan], [0.7, 0.8]], val_miou=[0.5, 0.75],
+                      val_pixel_accuracy=[0.8, 0.9], lr=[0.1, 0.1], epoch_time_s=[1.0, 1.0])
+    data = history.to_dict()
+    assert data["val_iou"][0][1] is None  # NaN -> None for JSON
+    assert (data["best_epoch"], data["best_miou"]) == (2, 0.75)
+    again = History.from_dict(data)
+    assert math.isnan(again.val_iou[0][1]) and again.val_miou == history.val_miou
+
+
+def test_checkpoint_is_atomic_plain_and_holds_the_best(tmp_path):
+    path = tmp_path / "runs" / "best.pt"
+    model = new_model()
+    history = fit(model, *loaders(), replace(CONFIG, checkpoint_path=str(path)))
+    assert [p.name for p in path.parent.iterdir()] == ["best.pt"]  # no temporary files left
+    raw = torch.load(path, weights_only=True)  # plain data only
+    assert raw["format"] == "segtutor-checkpoint" and raw["version"] == 1
+    assert raw["epoch"] == history.best_epoch
+    assert raw["config"]["lr"] == CONFIG.lr and raw["model_config"] is None  # not a UNet
+    assert raw["history"]["best_miou"] == pytest.approx(history.best_miou)
+    for name, value in model.state_dict().items():  # the model ends on the best weights too
+        torch.testing.assert_close(raw["model_state"][name], value, rtol=0, atol=0)
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, epoch=1)
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, epoch=2)
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_save_checkpoint_refuses_what_weights_only_cannot_load(tmp_path):
+    with pytest.raises(TypeError, match=r"checkpoint\['score'\] is a numpy.float64"):
+        save_checkpoint(tmp_path / "x.pt", score=np.float64(0.5))
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "text"])
+def test_corrupt_checkpoint(tmp_path, damage):
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, model_state=nn.Linear(20, 20).state_dict(), epoch=3)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
+                      "text": b"hello, not a checkpoint"}[damage])
+    with pytest.raises(CheckpointError, match="damaged or incomplete") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_foreign_checkpoints_are_named(tmp_path):
+    state_dict_path = tmp_path / "weights.pth"
+    torch.save(nn.Conv2d(3, 2, 1).state_dict(), state_dict_path)
+    with pytest.raises(CheckpointError, match=r"plain state_dict \(2 tensors, e.g. 'weight'\)"):
+        load_checkpoint(state_dict_path)
+
+    pickled_model = tmp_path / "model.pt"
+    torch.save(nn.Conv2d(3, 2, 1), pickled_model)
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_checkpoint(pickled_model)
+
+    other_dict = tmp_path / "other.pt"
+    torch.save({"net": 1, "epoch": 2}, other_dict)
+    with pytest.raises(CheckpointError, match="a dict with keys 'net', 'epoch'"):
+        load_checkpoint(other_dict)
+
+    a_list = tmp_path / "list.pt"
+    torch.save([1, 2], a_list)
+    with pytest.raises(CheckpointError, match="holds a list"):
+        load_checkpoint(a_list)
+
+
+def test_resume_continues_the_run_exactly(tmp_path):
+    config = replace(CONFIG, num_epochs=4, scheduler="cosine")
+    straight = fit(new_model(), *loaders(), config)
+
+    # Stop after 2 of the planned 4 epochs (a callback; num_epochs=2 would plan a shorter
+    # lr schedule), then resume: the same numbers as the uninterrupted run.
+    path = tmp_path / "best.pt"
+    first = fit(new_model(), *loaders(), replace(config, checkpoint_path=str(path)),
+                callbacks=[lambda epoch, history: epoch == 2])
+    assert first.stop_reason == "callback"
+    assert load_checkpoint(path)["epoch"] == 2 == first.best_epoch  # the resume point
+    resumed = fit(new_model(seed=123), *loaders(), config, resume_from=path)
+    assert resumed.epoch == [1, 2, 3, 4]
+    assert same_numbers(resumed, straight)
+
+
+def test_resume_with_more_epochs_continues_the_history(tmp_path):
+    path = tmp_path / "best.pt"
+    config = replace(CONFIG, num_epochs=2, checkpoint_path=str(path))
+    first = fit(new_model(), *loaders(), config)
+    best = first.best_epoch  # the checkpoint holds the best epoch: training resumes after it
+    more = fit(new_model(), *loaders(), replace(config, num_epochs=4), resume_from=path)
+    assert more.epoch == [1, 2, 3, 4]
+    assert more.train_loss[:best] == first.train_loss[:best]
+    assert more.val_miou[:best] == first.val_miou[:best]
+    assert load_checkpoint(path)["history"]["epoch"][0] == 1
+
+
+def test_time_budget_stops_cleanly_and_keeps_the_best(tmp_path):
+    path = tmp_path / "best.pt"
+    model = new_model()
+    config = replace(CONFIG, num_epochs=1000, time_budget_s=0.5, checkpoint_path=str(path))
+    history = fit(model, *loaders(), config)
+    assert history.stop_reason == "time_budget"
+    assert 1 <= len(history) < 1000
+    assert sum(history.epoch_time_s) < 3
+    assert history.lr[-1] < 0.01 * CONFIG.lr  # the schedule was stretched to end with the budget
+    cm = evaluate(model, loaders()[1], NUM_CLASSES)
+    assert float(cm.miou()) == pytest.approx(history.best_miou)
+    saved = load_checkpoint(path)["model_state"]
+    torch.testing.assert_close(saved["weight"], model.weight.detach(), rtol=0, atol=0)
+
+
+def test_early_stopping():
+    # lr = 0: the weights never change, so val mIoU never improves after epoch 1.
+    config = replace(CONFIG, num_epochs=10, lr=0.0, early_stopping_patience=2)
+    history = fit(new_model(), *loaders(), config)
+    assert history.epoch == [1, 2, 3]
+    assert history.stop_reason == "early_stopping" and history.best_epoch == 1
+
+
+def test_nan_loss_stops_with_a_clear_message():
+    images, masks = colour_dataset(8).tensors
+    images[3, 0, 5, 5] = math.nan
+    train = DataLoader(TensorDataset(images, masks), batch_size=4)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 1/2 .*Lower the learning rate"):
+        fit(new_model(), train, loaders()[1], CONFIG)
+
+
+def test_callbacks_are_called_and_can_stop():
+    class Recorder(Callback):
+        def __init__(self):
+            self.batches, self.epochs, self.ended = [], [], 0
+
+        def on_batch_end(self, epoch, step, loss):
+            self.batches.append((epoch, step))
+
+        def on_epoch_end(self, epoch, history):
+            self.epochs.append((epoch, len(history)))
+
+        def on_train_end(self, history):
+            self.ended += 1
+
+    recorder = Recorder()
+    history = fit(new_model(), *loaders(), replace(CONFIG, num_epochs=5),
+                  callbacks=[recorder, lambda epoch, history: epoch == 2])
+    assert history.stop_reason == "callback" and len(history) == 2
+    assert recorder.epochs == [(1, 1), (2, 2)]
+    assert recorder.batches == [(1, 1), (1, 2), (1, 3), (2, 4), (2, 5), (2, 6)]
+    assert recorder.ended == 1
+
+
+class ConstantModel(nn.Module):
+    """Predicts class 1 everywhere, at half the input resolution (so logits must be resized)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, images):
+        n, _, h, w = images.shape
+        logits = torch.zeros(n, NUM_CLASSES, h // 2, w // 2)
+        logits[:, 1] = 1
+        return logits * self.scale
+
+
+def test_evaluate_images_of_varying_sizes():
+    samples = []
+    for h, w in [(8, 12), (16, 10), (6, 6)]:
+        mask = torch.arange(h * w).reshape(h, w) % NUM_CLASSES
+        mask[0, 0] = 255
+        samples.append((torch.rand(3, h, w), mask))
+    loader = DataLoader(samples, batch_size=1)
+    cm = evaluate(ConstantModel(), loader, NUM_CLASSES)
+    expected = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64)
+    for _, mask in samples:  # every labelled pixel is predicted as class 1
+        expected[:, 1] += torch.bincount(mask[mask != 255], minlength=NUM_CLASSES)
+    assert torch.equal(cm.matrix.cpu(), expected)
+
+
+def test_predict_shapes():
+    model = new_model()
+    images = torch.rand(2, 3, 8, 8)
+    assert predict_logits(model, images).shape == (2, NUM_CLASSES, 8, 8)
+    assert predict(model, images).dtype == torch.int64
+    assert predict(model, images[0], size=(4, 6)).shape == (4, 6)
+    assert torch.equal(predict(model, images)[1], predict(model, images[1]))
+
+
+def test_onecycle_follows_torch_onecycle():
+    config = replace(CONFIG, lr=1e-2, scheduler="onecycle")
+    total = 1000
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=config.lr)
+    oracle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
+                                                 cycle_momentum=False)
+    for step in range(total):
+        expected = optimizer.param_groups[0]["lr"]
+        assert scheduled_lr(config, step / (total - 1)) == pytest.approx(expected, abs=0.01 * config.lr)
+        optimizer.step()
+        oracle.step()
+    assert scheduled_lr(replace(config, scheduler="cosine"), 1.0) == pytest.approx(0.0)
+    assert scheduled_lr(replace(config, scheduler="none"), 0.7) == config.lr
+
+
+def test_make_loader_shuffles_reproducibly():
+    data = TensorDataset(torch.arange(20))
+
+    def order(seed):
+        return [int(x) for (batch,) in make_loader(data, 5, shuffle=True, seed=seed) for x in batch]
+
+    assert order(0) == order(0) != order(1)
+    assert sorted(order(0)) == list(range(20))
+
+
+def test_choose_device():
+    assert choose_device("cpu") == torch.device("cpu")
+    assert choose_device().type in {"cuda", "mps", "cpu"}
+
+
+def test_unet_round_trips_through_a_checkpoint(tmp_path):
+    from segtutor.model import UNet
+
+    seed_everything(0)
+    model = UNet(num_classes=NUM_CLASSES, base_width=4, depth=2)
+    if not hasattr(model, "base_width"):
+        pytest.skip("segtutor.model.UNet does not store base_width yet")
+    path = tmp_path / "best.pt"
+    fit(model, *loaders(), replace(CONFIG, num_epochs=1, checkpoint_path=str(path)))
+    checkpoint = load_checkpoint(path)
+    assert checkpoint["model_config"] == dict(in_channels=3, num_classes=NUM_CLASSES,
+                                              base_width=4, depth=2, bilinear=False)
+    rebuilt = model_from_checkpoint(checkpoint)
+    images = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(predict_logits(rebuilt, images), predict_logits(model, images))
