@@ -153,7 +153,7 @@ def _as_image(image) -> tv_tensors.Image:
     if isinstance(image, tv_tensors.Image):
         return image
     if isinstance(image, PIL.Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        image = np.array(image.convert("RGB"))  # a writable copy for torch
     if isinstance(image, np.ndarray):  # (H, W, 3) -> (3, H, W)
         return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
     return tv_tensors.Image(image)
