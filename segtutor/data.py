@@ -226,11 +226,15 @@ def _decode_image(path: Path) -> np.ndarray:
         return np.array(img)  # a writable copy, as torch.from_numpy wants
 
 
+class _PaletteError(ValueError):
+    """A colour mask that the palette cannot map; the message names the colours."""
+
+
 def _decode_mask(path: Path, palette: Sequence[Color] | None, binary_255: bool) -> np.ndarray:
     """Read a mask as integer class indices, shape `(H, W)` (uint8, or wider for 16-bit files).
 
     Raises:
-        ValueError: a colour mask with no palette, or with colours the palette lacks; the message
+        _PaletteError: a colour mask with no palette, or with colours the palette lacks; the message
             names the colours.
     """
     with Image.open(path) as img:
@@ -260,7 +264,7 @@ def _colors_to_indices(rgb: np.ndarray, palette: Sequence[Color] | None) -> np.n
             if set(colors) <= {*VOC_PALETTE, VOC_IGNORE_COLOR}
             else ""
         )
-        raise ValueError(
+        raise _PaletteError(
             f"is a colour mask but no palette was given (its colours: {_listed(colors)}){hint}"
         )
     lookup = {_color_key(c): i for i, c in enumerate(palette)}
@@ -270,7 +274,7 @@ def _colors_to_indices(rgb: np.ndarray, palette: Sequence[Color] | None) -> np.n
     table = np.array([lookup.get(int(k), -1) for k in uniques])
     if (table < 0).any():
         missing = [_key_color(int(k)) for k in uniques[table < 0]]
-        raise ValueError(f"has colours that are not in the palette: {_listed(missing)}")
+        raise _PaletteError(f"has colours that are not in the palette: {_listed(missing)}")
     return table.astype(np.uint8)[inverse.reshape(keys.shape)]
 
 
@@ -486,92 +490,86 @@ def _collect(
         )
     _pair(root, images, masks, report)
 
-    lossy, unreadable, sizes, colour, unsupported = [], [], [], [], []
-    for i, stem in enumerate(report.stems):
-        image_path, mask_path = report.image_paths[i], report.mask_paths[i]
-        try:  # header only, plus verify() (reads the file, checks its structure, decodes nothing)
-            with Image.open(image_path) as img:
-                image_size, image_mode = img.size, img.mode
-                img.verify()
-        except Exception as error:  # PIL raises many types; any of them means "unreadable"
-            unreadable.append((image_path, f"({error})"))
-            image_size, image_mode = (0, 0), "?"
-        if image_mode == "F" or image_mode.startswith("I;16S"):
-            unsupported.append((image_path, f"({image_mode})"))
-        report.image_sizes.append(image_size)
-        report.image_modes.append(image_mode)
+    found: dict[str, list[tuple[Path, str]]] = {kind: [] for kind in _PAIR_PROBLEMS}
+    for stem, image_path, mask_path in zip(
+        report.stems, report.image_paths, report.mask_paths, strict=True
+    ):
+        _check_pair(report, stem, image_path, mask_path, found, keep_masks)
+    for kind, (folder, message, fix) in _PAIR_PROBLEMS.items():
+        _add(problems, root / folder, found[kind], message, fix)
 
-        counts = None
-        try:
-            with Image.open(mask_path) as img:
-                mask_size, mask_mode, mask_format = img.size, img.mode, img.format
-        except Exception as error:
-            unreadable.append((mask_path, f"({error})"))
-            mask_mode = "?"
+
+# kind -> (folder named when many files share it, message, fix)
+_PAIR_PROBLEMS = {
+    "unreadable": ("", "cannot be read (unreadable or truncated):",
+                   "re-export or re-download the file, or remove the pair"),
+    "unsupported": ("", "has an unsupported pixel format:", "save images as 8-bit RGB or "
+                    "greyscale, masks as 8-bit greyscale or palette PNG"),
+    "size": ("masks", "differs in size from its image:", "save each mask at the exact size of "
+             "its image (resize masks with nearest neighbour, never bilinear)"),
+    "lossy": ("masks", "is a JPEG mask: lossy compression changes label values near every edge",
+              "save masks as PNG (lossless) with the same stem"),
+    "colour": ("masks", "", 'put the colours in dataset.json "palette" (one [r, g, b] per class, '
+               "index order), or pass palette=[...]; masks of class indices (greyscale or "
+               "palette PNGs) need none"),
+}  # fmt: skip
+
+
+def _check_pair(
+    report: DatasetReport,
+    stem: str,
+    image_path: Path,
+    mask_path: Path,
+    found: dict[str, list[tuple[Path, str]]],
+    keep_masks: bool,
+) -> None:
+    """Read the image header and the whole mask of one pair; note what is wrong in `found`."""
+    image_size, image_mode = (0, 0), "?"
+    try:  # header only, plus verify() (reads the file, checks its structure, decodes nothing)
+        with Image.open(image_path) as img:
+            image_size, image_mode = img.size, img.mode
+            img.verify()
+    except Exception as error:  # PIL raises many types; any of them means "unreadable"
+        found["unreadable"].append((image_path, _reason(error, image_path)))
+    if image_mode == "F":
+        found["unsupported"].append((image_path, "32-bit float"))
+    report.image_sizes.append(image_size)
+    report.image_modes.append(image_mode)
+
+    mask_mode, counts = "?", None
+    try:
+        with Image.open(mask_path) as img:
+            mask_size, mask_mode, mask_format = img.size, img.mode, img.format
+    except Exception as error:
+        found["unreadable"].append((mask_path, _reason(error, mask_path)))
+    else:
+        if image_mode != "?" and mask_size != image_size:
+            rotated = " (rotated: EXIF orientation?)" if mask_size == image_size[::-1] else ""
+            found["size"].append((mask_path, f"mask {mask_size[0]}x{mask_size[1]}, image "
+                                  f"{image_path.name} {image_size[0]}x{image_size[1]}{rotated}"))  # fmt: skip
+        if mask_format == "JPEG" or mask_path.suffix.lower() in LOSSY_EXTENSIONS:
+            found["lossy"].append((mask_path, ""))  # its values are noise: do not count them
+        elif mask_mode not in _INDEX_MODES | _COLOR_MODES:
+            found["unsupported"].append((mask_path, mask_mode))
         else:
-            if image_mode != "?" and mask_size != image_size:
-                rotated = " (rotated: EXIF orientation?)" if mask_size == image_size[::-1] else ""
-                sizes.append(
-                    (
-                        mask_path,
-                        f"{mask_size[0]}x{mask_size[1]}, but its image "
-                        f"{image_path.name} is {image_size[0]}x{image_size[1]}{rotated}",
-                    )
-                )
-            if mask_format == "JPEG" or mask_path.suffix.lower() in LOSSY_EXTENSIONS:
-                lossy.append((mask_path, ""))  # its values are compression noise: do not count them
-            elif mask_mode not in _INDEX_MODES | _COLOR_MODES:
-                unsupported.append((mask_path, f"({mask_mode})"))
+            try:
+                labels = _decode_mask(mask_path, report.palette, report.binary_255)
+            except _PaletteError as error:
+                found["colour"].append((mask_path, str(error)))
+            except Exception as error:  # truncated or corrupt: the full decode is the check
+                found["unreadable"].append((mask_path, _reason(error, mask_path)))
             else:
-                try:
-                    labels = _decode_mask(mask_path, report.palette, report.binary_255)
-                except ValueError as error:  # the colour-mask messages
-                    colour.append((mask_path, str(error)))
-                except Exception as error:  # truncated or corrupt: the full decode is the check
-                    unreadable.append((mask_path, f"({error})"))
-                else:
-                    counts = _count_values(labels)
-                    if keep_masks:
-                        report.masks[stem] = labels
-        report.mask_modes.append(mask_mode)
-        report.label_counts.append(counts)
+                counts = _count_values(labels)
+                if keep_masks:
+                    report.masks[stem] = labels
+    report.mask_modes.append(mask_mode)
+    report.label_counts.append(counts)
 
-    folder = root
-    _add(
-        problems,
-        folder,
-        unreadable,
-        "cannot be read as an image (unreadable or truncated)",
-        "re-export or re-download the file, or remove the pair",
-    )
-    _add(
-        problems,
-        folder,
-        sizes,
-        "image and mask have different sizes",
-        "save each mask at the exact size of its image (resize masks with nearest neighbour)",
-    )
-    _add(
-        problems,
-        root / "masks",
-        lossy,
-        "is a JPEG mask: lossy compression changes label values near every edge",
-        "save masks as PNG (lossless) with the same stem",
-    )
-    _add(
-        problems,
-        root / "masks",
-        colour,
-        "",
-        'put the colours in dataset.json "palette" (one [r, g, b] per class, index order), or '
-        "pass palette=[...]; masks of class indices (greyscale or palette PNGs) need none",
-    )
-    _add(
-        problems,
-        folder,
-        unsupported,
-        "has an unsupported pixel format",
-        "save images as 8-bit RGB or greyscale, masks as 8-bit greyscale or palette PNG",
+
+def _reason(error: Exception, path: Path) -> str:
+    """PIL's message without the full path, which the problem already names."""
+    return (
+        str(error).replace(f"'{path}'", "").replace(str(path), "").strip() or type(error).__name__
     )
 
 
@@ -656,28 +654,24 @@ def _list_images(folder: Path, problems: list[Problem]) -> tuple[dict[str, Path]
         else:
             by_stem.setdefault(path.stem, []).append(path)
     duplicates = [
-        (paths[0], f"and {', '.join(p.name for p in paths[1:])}")
+        (paths[0], f"{' and '.join(p.name for p in paths[1:])} (which one is the sample?)")
         for paths in by_stem.values()
         if len(paths) > 1
     ]
-    _add(
-        problems,
-        folder,
-        duplicates,
-        "has the same stem as another file (which one is the sample?):",
-        "keep one file per stem (delete or rename the other)",
-    )
+    _add(problems, folder, duplicates, "has the same stem as",
+         "keep one file per stem (delete or rename the others)")  # fmt: skip
     if not by_stem:
         kinds = sorted({p.suffix.lower() or p.name for p in ignored if not p.name.startswith(".")})
         found = f" (found only: {_listed(kinds)})" if kinds else ""
         problems.append(
             Problem(
                 folder,
-                f"has no images{found}",
+                f"has no {folder.name}{found}",
                 f"put files with extensions {', '.join(IMAGE_EXTENSIONS)} here",
             )
         )
-    return {stem: paths[0] for stem, paths in by_stem.items() if len(paths) == 1}, ignored
+    # a duplicated stem stays paired (with its first file), so it is reported once, not twice
+    return {stem: paths[0] for stem, paths in by_stem.items()}, ignored
 
 
 def _pair(
