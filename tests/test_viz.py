@@ -1,0 +1,187 @@
+"""Tests for segtutor.viz: exact colours for known inputs, figures built without pyplot."""
+
+from __future__ import annotations
+
+import importlib
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from segtutor import viz
+from segtutor.settings import IMAGENET_MEAN, IMAGENET_STD
+from segtutor.train import History
+from segtutor.viz import (
+    DEFAULT_PALETTE,
+    ERROR_COLORS,
+    IGNORE_COLOR,
+    colorize,
+    error_map,
+    legend_handles,
+    make_palette,
+    overlay,
+    plot_confusion,
+    plot_history,
+    plot_predictions,
+    to_uint8_image,
+    worst_k,
+)
+
+
+def test_default_palette_is_okabe_ito_on_black():
+    assert DEFAULT_PALETTE[0] == (0, 0, 0)
+    assert DEFAULT_PALETTE[1:4] == [(230, 159, 0), (86, 180, 233), (0, 158, 115)]
+    assert IGNORE_COLOR == (255, 255, 255) and IGNORE_COLOR not in DEFAULT_PALETTE
+    assert make_palette(3) == DEFAULT_PALETTE[:3]
+    assert len(set(make_palette(20))) == 20
+
+
+def test_colorize_known_mask():
+    mask = torch.tensor([[0, 1], [2, 255]])
+    rgb = colorize(mask)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
+    assert [tuple(int(v) for v in rgb[i, j]) for i in range(2) for j in range(2)] == [
+        DEFAULT_PALETTE[0], DEFAULT_PALETTE[1], DEFAULT_PALETTE[2], IGNORE_COLOR]
+    custom = colorize(mask.numpy(), palette=[(1, 2, 3), (4, 5, 6), (7, 8, 9)])
+    assert tuple(custom[1, 0]) == (7, 8, 9)
+
+
+def test_colorize_palette_too_short():
+    with pytest.raises(ValueError, match=r"class 3 but the palette has 2 colours"):
+        colorize(np.array([[0, 3]]), palette=[(0, 0, 0), (1, 1, 1)])
+
+
+def test_overlay_tints_objects_only():
+    image = np.full((2, 2, 3), 100, dtype=np.uint8)
+    mask = np.array([[0, 1], [255, 1]])
+    out = overlay(image, mask, alpha=0.5)
+    assert tuple(out[0, 0]) == (100, 100, 100)  # background keeps the image
+    assert tuple(out[1, 0]) == (100, 100, 100)  # ignored too
+    assert tuple(out[0, 1]) == (165, 130, 50)  # halfway to orange (230, 159, 0)
+
+
+def test_to_uint8_image_denormalises():
+    original = torch.rand(3, 4, 5)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    normalised = (original - mean) / std
+    expected = (original.permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(to_uint8_image(normalised).astype(int) - expected).max() <= 1
+    assert np.abs(to_uint8_image(original).astype(int) - expected).max() <= 1  # [0, 1] floats
+    as_uint8 = (original * 255).to(torch.uint8)
+    assert np.array_equal(to_uint8_image(as_uint8), as_uint8.permute(1, 2, 0).numpy())
+
+
+def test_error_map_counts_each_kind_exactly():
+    mask = np.array([[0, 0, 1, 1, 2, 255],
+                     [0, 2, 1, 2, 0, 255]])
+    pred = np.array([[0, 1, 1, 0, 1, 0],
+                     [2, 2, 1, 0, 0, 1]])
+    # correct: (0,0) (0,2) (1,1) (1,2) (1,4) = 5; false positive (truth 0, pred object): (0,1)
+    # (1,0) = 2; false negative (truth object, pred 0): (0,3) (1,3) = 2; wrong class (2 -> 1):
+    # (0,4) = 1; ignored: 2.
+    out = error_map(pred, mask)
+    counts = {name: int(np.all(out == np.array(color), axis=-1).sum())
+              for name, color in ERROR_COLORS.items()}
+    assert counts == {"correct": 5, "false positive": 2, "false negative": 2, "wrong class": 1,
+                      "ignored": 2}
+    binary = error_map(torch.tensor([[1, 0, 1]]), torch.tensor([[0, 1, 1]]))
+    assert [tuple(c) for c in binary[0]] == [ERROR_COLORS["false positive"],
+                                              ERROR_COLORS["false negative"],
+                                              ERROR_COLORS["correct"]]
+
+
+def test_legend_handles():
+    handles = legend_handles(["background", "disc"], include_ignore=True)
+    assert [h.get_label() for h in handles] == ["background", "disc", "ignore"]
+    assert tuple(handles[1].get_facecolor()[:3]) == pytest.approx((230 / 255, 159 / 255, 0))
+
+
+def test_plot_predictions_grid_of_varying_sizes():
+    images = [torch.randn(3, 8, 8), torch.rand(3, 6, 10), torch.randn(3, 4, 4)]
+    masks = [torch.randint(0, 3, im.shape[1:]) for im in images]
+    preds = [torch.randint(0, 3, im.shape[1:]) for im in images]
+    fig = plot_predictions(images, masks, preds, class_names=["bg", "a", "b"], max_rows=2)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2 * 4
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["image", "ground truth", "prediction",
+                                                       "errors"]
+    fig.canvas.draw()  # renders without error
+    batch = plot_predictions(torch.randn(5, 3, 8, 8), torch.randint(0, 2, (5, 8, 8)),
+                             torch.randint(0, 2, (5, 8, 8)))
+    assert len(batch.axes) == 4 * 4
+
+
+def test_plot_history_from_history_and_dict():
+    history = History(epoch=[1, 2, 3], train_loss=[1.0, 0.6, 0.4], val_loss=[0.9, 0.7, 0.6],
+                      val_iou=[[0.5, 0.1]] * 3, val_miou=[0.3, 0.6, 0.5],
+                      val_pixel_accuracy=[0.7] * 3, lr=[1e-3] * 3, epoch_time_s=[1.0] * 3)
+    for source in (history, history.to_dict()):
+        fig = plot_history(source)
+        loss_ax, miou_ax = fig.axes
+        assert list(loss_ax.lines[0].get_ydata()) == [1.0, 0.6, 0.4]
+        best = miou_ax.lines[1]  # the star on the best epoch
+        assert (list(best.get_xdata()), list(best.get_ydata())) == ([2], [0.6])
+
+
+def test_plot_confusion_annotates_percentages_and_counts():
+    matrix = torch.tensor([[3, 1], [0, 2000]])
+    fig = plot_confusion(matrix, class_names=["bg", "disc"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["75%\n3", "25%\n1", "0%\n0", "100%\n2.0k"]
+    counts = plot_confusion(matrix.numpy(), normalize=None)
+    assert [t.get_text() for t in counts.axes[0].texts] == ["3", "1", "0", "2.0k"]
+    with pytest.raises(ValueError, match="normalize"):
+        plot_confusion(matrix, normalize="rows")
+
+
+def test_plot_confusion_accepts_a_confusion_matrix():
+    from segtutor.metrics import ConfusionMatrix
+
+    cm = ConfusionMatrix(2)
+    cm.update(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]))
+    texts = [t.get_text() for t in plot_confusion(cm).axes[0].texts]
+    assert texts == ["50%\n1", "50%\n1", "0%\n0", "100%\n1"]
+
+
+class RedIsClassOne(nn.Module):
+    """Predicts class 1 where the red channel is above 0.5, else class 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images):
+        red = (images[:, :1] > 0.5).float()
+        return torch.cat([1 - red, red], dim=1) + self.dummy
+
+
+def test_worst_k_orders_by_per_image_miou():
+    dataset = []
+    for wrong_pixels in [0, 8, 2, 16]:  # of 16 pixels, how many the model gets wrong
+        image = torch.zeros(3, 4, 4)
+        image[0].view(-1)[:8] = 1.0  # red on the top half
+        mask = (image[0] > 0.5).long()
+        mask.view(-1)[:wrong_pixels] = 1 - mask.view(-1)[:wrong_pixels]
+        dataset.append((image, mask))
+    dataset.append((torch.zeros(3, 4, 4), torch.full((4, 4), 255)))  # nothing labelled: skipped
+    ranked = worst_k(RedIsClassOne(), dataset, k=3, num_classes=2)
+    assert [index for index, _ in ranked] == [3, 1, 2]
+    assert ranked[0][1] == pytest.approx(0.0)
+    # image 2: class 1 has TP 6, FP 2 -> 6/8; class 0 has TP 8, FN 2 -> 8/10
+    assert ranked[2][1] == pytest.approx((6 / 8 + 8 / 10) / 2)
+
+
+def test_no_pyplot_figures_and_no_rcparams_at_import():
+    import matplotlib.pyplot as plt
+
+    before = dict(matplotlib.rcParams)
+    importlib.reload(viz)
+    assert dict(matplotlib.rcParams) == before
+    plt.close("all")
+    viz.plot_history(History(epoch=[1], train_loss=[1.0], val_loss=[1.0], val_iou=[[0.5]],
+                             val_miou=[0.5], val_pixel_accuracy=[0.5], lr=[0.1],
+                             epoch_time_s=[1.0]))
+    assert plt.get_fignums() == []  # figures are not registered with pyplot: no double display
