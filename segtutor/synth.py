@@ -14,7 +14,7 @@ Two small synthetic datasets, drawn with numpy from a seed, byte for byte the sa
 Each is written as `DIR/{train,val}/{images,masks}/<stem>.png` plus `DIR/dataset.json` and
 `DIR/README.md` (see the dataset folder format in DEVELOPERS.md).
 
-Introduced in 02_data.ipynb.
+Introduced in the data notebook.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from segtutor.settings import IGNORE_INDEX
 
 __all__ = [
     "DATASETS",
+    "GENERATORS",
     "SAMPLE_SETS",
     "add_arguments",
     "make_cells_image",
@@ -227,7 +228,7 @@ def make_scene(
         mask[coverage >= 0.5] = label
 
     image = _blur(image, sigma=0.6)  # a camera is never perfectly sharp
-    # Sensor noise, the same in the three channels (as in a luminance-dominated camera).
+    # Sensor noise: grey grain, the same in the three channels (which also keeps the PNG smaller).
     image = image + rng.normal(0, rng.uniform(2, 6), size=(*size, 1))
     mask[ambiguous] = IGNORE_INDEX
     return np.clip(image + 0.5, 0, 255).astype(np.uint8), mask

@@ -5,7 +5,7 @@ Built on `torchvision.transforms.v2`, which dispatches on the tensor's type: wra
 way, resize the mask with nearest neighbour (a class index must never be averaged into another
 class), and leave the mask alone in photometric steps (colour jitter, normalisation).
 
-Introduced in 02_data.ipynb.
+Introduced in the data notebook.
 
 Example:
     >>> transform = train_transforms((128, 128))
