@@ -365,11 +365,13 @@ def scan(
     palette: Sequence[Color] | None = None,
     class_names: Sequence[str] | None = None,
     keep_masks: bool = False,
+    decode_images: bool = False,
 ) -> DatasetReport:
     """Check one dataset folder (`root/images` + `root/masks`) and describe it; never raises.
 
-    Reads image headers (size, mode) without decoding pixels, verifies image files, and decodes
-    each mask once to collect its label values. Every problem found goes into `report.problems`.
+    Reads image headers (size, mode) without decoding pixels, verifies image files (PNG: every
+    chunk's checksum; JPEG: the end marker), and decodes each mask once to collect its label
+    values. Every problem found goes into `report.problems`.
 
     Args:
         root: folder holding `images/` and `masks/`.
@@ -379,38 +381,47 @@ def scan(
         palette: colours mapping RGB masks to class indices (default: `dataset.json`'s palette).
         class_names: one name per class (default: `dataset.json`'s, else `class_0..`).
         keep_masks: keep the decoded masks in `report.masks` (the dataset cache uses them).
+        decode_images: decode every image too: slower, but also finds damage that headers do
+            not show (a truncated BMP or TIFF). `check-data` does this.
 
     Returns:
         The report; `report.ok` says whether the dataset is usable.
     """
-    reports = _scan_many(
-        {"all": Path(root)}, num_classes, binary_255, palette, class_names, keep_masks
-    )
-    return reports["all"]
+    options = _Options(binary_255, palette, class_names, keep_masks, decode_images)
+    return _scan_many({"all": Path(root)}, num_classes, options)["all"]
 
 
 def scan_splits(
     root: str | Path,
     num_classes: int | None = None,
     binary_255: bool = False,
-    **kwargs: Any,
+    *,
+    palette: Sequence[Color] | None = None,
+    class_names: Sequence[str] | None = None,
+    decode_images: bool = False,
 ) -> dict[str, DatasetReport]:
     """`scan` every split of a dataset: `{"train": ..., "val": ...}`, or `{"all": ...}`.
 
     With splits, `num_classes` is inferred over all of them together, so that a class missing
     from the validation set does not change its number of classes.
     Any other folder of `root` that holds an `images/` folder (e.g. `test/`) is a split too.
+    Arguments as for `scan`.
     """
     root = Path(root)
     splits = {p.name: p for p in _split_folders(root)} or {"all": root}
-    return _scan_many(
-        splits,
-        num_classes,
-        binary_255,
-        kwargs.get("palette"),
-        kwargs.get("class_names"),
-        kwargs.get("keep_masks", False),
-    )
+    options = _Options(binary_255, palette, class_names, decode_images=decode_images)
+    return _scan_many(splits, num_classes, options)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How to read a dataset; the arguments of `scan`, passed down as one."""
+
+    binary_255: bool = False
+    palette: Sequence[Color] | None = None
+    class_names: Sequence[str] | None = None
+    keep_masks: bool = False
+    decode_images: bool = False
 
 
 def _split_folders(root: Path) -> list[Path]:
@@ -425,22 +436,18 @@ def _split_folders(root: Path) -> list[Path]:
 
 
 def _scan_many(
-    folders: dict[str, Path],
-    num_classes: int | None,
-    binary_255: bool,
-    palette: Sequence[Color] | None,
-    class_names: Sequence[str] | None,
-    keep_masks: bool,
+    folders: dict[str, Path], num_classes: int | None, options: _Options
 ) -> dict[str, DatasetReport]:
     """Scan several folders of one dataset, then check labels against one shared num_classes."""
     reports = {}
     for name, folder in folders.items():
-        report = DatasetReport(root=folder, binary_255=binary_255)
-        _collect(report, palette, class_names, keep_masks)
+        report = DatasetReport(root=folder, binary_255=options.binary_255)
+        _collect(report, options)
         reports[name] = report
 
     # num_classes: given > class names > palette of colour masks > largest label + 1.
     first = next(iter(reports.values()))
+    class_names = options.class_names
     names = list(class_names) if class_names is not None else first.meta.class_names
     known = [r for r in reports.values() if r.stems]
     labels = {v for r in known for v in r.value_counts if v != IGNORE_INDEX}
@@ -456,12 +463,7 @@ def _scan_many(
     return reports
 
 
-def _collect(
-    report: DatasetReport,
-    palette: Sequence[Color] | None,
-    class_names: Sequence[str] | None,
-    keep_masks: bool,
-) -> None:
+def _collect(report: DatasetReport, options: _Options) -> None:
     """Fill `report` for one folder: layout, pairs, headers, decoded mask statistics."""
     root, problems = report.root, report.problems
     if not _layout_ok(root, problems):
@@ -470,6 +472,7 @@ def _collect(
         report.meta = read_metadata(root)
     except DataError as error:
         problems.extend(error.problems)
+    palette, class_names = options.palette, options.class_names
     report.palette = list(palette) if palette is not None else report.meta.palette
     if class_names is not None and report.palette and len(report.palette) < len(class_names):
         problems.append(
@@ -494,7 +497,7 @@ def _collect(
     for stem, image_path, mask_path in zip(
         report.stems, report.image_paths, report.mask_paths, strict=True
     ):
-        _check_pair(report, stem, image_path, mask_path, found, keep_masks)
+        _check_pair(report, stem, image_path, mask_path, found, options)
     for kind, (folder, message, fix) in _PAIR_PROBLEMS.items():
         _add(problems, root / folder, found[kind], message, fix)
 
@@ -521,14 +524,18 @@ def _check_pair(
     image_path: Path,
     mask_path: Path,
     found: dict[str, list[tuple[Path, str]]],
-    keep_masks: bool,
+    options: _Options,
 ) -> None:
     """Read the image header and the whole mask of one pair; note what is wrong in `found`."""
     image_size, image_mode = (0, 0), "?"
     try:  # header only, plus verify() (reads the file, checks its structure, decodes nothing)
         with Image.open(image_path) as img:
-            image_size, image_mode = img.size, img.mode
+            image_size, image_mode, image_format = img.size, img.mode, img.format
             img.verify()
+        if options.decode_images:
+            _decode_image(image_path)
+        elif image_format == "JPEG" and not _has_jpeg_end(image_path):
+            raise OSError("image file is truncated (no JPEG end marker)")
     except Exception as error:  # PIL raises many types; any of them means "unreadable"
         found["unreadable"].append((image_path, _reason(error, image_path)))
     if image_mode == "F":
@@ -560,10 +567,20 @@ def _check_pair(
                 found["unreadable"].append((mask_path, _reason(error, mask_path)))
             else:
                 counts = _count_values(labels)
-                if keep_masks:
+                if options.keep_masks:
                     report.masks[stem] = labels
     report.mask_modes.append(mask_mode)
     report.label_counts.append(counts)
+
+
+def _has_jpeg_end(path: Path) -> bool:
+    """True when the end-of-image marker FF D9 is near the end (verify() skips JPEG data).
+
+    FF D9 cannot occur inside JPEG's compressed data, so a cut-off file does not have it.
+    """
+    with open(path, "rb") as file:
+        file.seek(max(0, file.seek(0, 2) - 1024))
+        return b"\xff\xd9" in file.read()
 
 
 def _reason(error: Exception, path: Path) -> str:
@@ -916,7 +933,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         mask = self._masks.get(stem)
         if image is None:
             image = self._load(self.image_paths[index], _decode_image)
-            image = torch.from_numpy(image).permute(2, 0, 1).contiguous()  # (H, W, 3) -> (3, H, W)
+            # (H, W, 3) -> (3, H, W) as a view: copying into channel-first order would cost as
+            # much as the decode, and every torch op accepts the strides as they are
+            image = torch.from_numpy(image).permute(2, 0, 1)
             if self.cache:
                 self._images[stem] = image
         elif self.cache:
@@ -957,13 +976,17 @@ class SegmentationDataset(torch.utils.data.Dataset):
         image, mask = self.read_sample(index)
         if self.transform is not None:
             return self.transform(image, mask)
-        return image.as_subclass(torch.Tensor).float() / 255, mask.as_subclass(torch.Tensor)
+        # in place: one float copy of the image, not two
+        return image.as_subclass(torch.Tensor).float().div_(255), mask.as_subclass(torch.Tensor)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({str(self.root)!r}, {len(self)} samples, "
             f"num_classes={self.num_classes}, cache={self.cache})"
         )
+
+
+_DATASET_KWARGS = {"num_classes", "transform", "cache", "binary_255", "palette", "class_names"}
 
 
 def load_splits(
@@ -996,19 +1019,21 @@ def load_splits(
         sharing one `num_classes`.
     """
     root = Path(root)
-    transform = dataset_kwargs.pop("transform", None)
-    cache = dataset_kwargs.get("cache", False)
-    kwargs = {k: dataset_kwargs.get(k) for k in ("palette", "class_names")}
+    unknown = set(dataset_kwargs) - _DATASET_KWARGS
+    if unknown:  # a typo such as `num_class=3` must not be silently ignored
+        raise TypeError(f"load_splits() got unexpected keyword arguments: {sorted(unknown)}")
+    transform = dataset_kwargs.get("transform")
+    cache = bool(dataset_kwargs.get("cache", False))
+    options = _Options(
+        binary_255=bool(dataset_kwargs.get("binary_255", False)),
+        palette=dataset_kwargs.get("palette"),
+        class_names=dataset_kwargs.get("class_names"),
+        keep_masks=cache,
+    )
     folders = {p.name: p for p in _split_folders(root) if p.name in ("train", "val")}
     if "val" not in folders:  # one pool: root itself, or root/train alone
         folders = {"all": folders.get("train", root)}
-    reports = _scan_many(
-        folders,
-        dataset_kwargs.get("num_classes"),
-        dataset_kwargs.get("binary_255", False),
-        keep_masks=cache,
-        **kwargs,
-    )
+    reports = _scan_many(folders, dataset_kwargs.get("num_classes"), options)
     problems = [p for r in reports.values() for p in r.problems]
     if problems:
         raise DataError(problems)

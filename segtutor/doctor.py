@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     """Check `args.dir`, print the report; return 0 when usable, 2 when not. Never raises."""
     root = Path(args.dir).expanduser()
     try:
-        reports = scan_splits(root, args.num_classes, args.binary_255)
+        # decode every image too: the doctor is run once, so thoroughness beats speed
+        reports = scan_splits(root, args.num_classes, args.binary_255, decode_images=True)
     except DataError as error:  # scan collects problems itself; this is a safety net
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -489,3 +489,27 @@ def test_voc_palette_is_the_standard_one() -> None:
     assert VOC_PALETTE[:4] == [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0)]
     assert VOC_PALETTE[15] == (192, 128, 128) and VOC_PALETTE[20] == (0, 64, 128)
     assert data.VOC_IGNORE_COLOR == (224, 224, 192)
+
+
+def test_truncated_jpeg_image_is_found_from_its_end_marker(good: Path) -> None:
+    path = save(good / "images" / "b.jpg", image_of(20))
+    (good / "images" / "b.png").unlink()
+    path.write_bytes(path.read_bytes()[:-40])
+    (problem,) = problems_of(good)
+    assert Path(problem.path).name == "b.jpg" and "truncated" in problem.message
+
+
+def test_truncated_bmp_is_found_by_a_full_decode_or_named_when_loaded(good: Path) -> None:
+    path = save(good / "images" / "c.bmp", image_of(30))
+    (good / "images" / "c.png").unlink()
+    path.write_bytes(path.read_bytes()[:-40])
+    (problem,) = scan(good, decode_images=True).problems
+    assert Path(problem.path).name == "c.bmp" and "truncated" in problem.message
+    ds = SegmentationDataset(good)  # headers alone cannot tell; loading it names the file
+    with pytest.raises(DataError, match="c.bmp"):
+        ds[2]
+
+
+def test_load_splits_rejects_unknown_arguments(good: Path) -> None:
+    with pytest.raises(TypeError, match="num_class"):
+        load_splits(good, num_class=3)
