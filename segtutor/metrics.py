@@ -142,13 +142,17 @@ class ConfusionMatrix:
         """
         preds = preds_or_logits
         if preds.is_floating_point():
-            if preds.ndim != masks.ndim + 1 or preds.shape[1] != self.num_classes:
+            if (
+                preds.ndim < 3
+                or preds.ndim != masks.ndim + 1
+                or preds.shape[-3] != self.num_classes
+            ):
                 raise ValueError(
                     f"float input {tuple(preds.shape)} is taken as logits and must be "
                     f"(N, {self.num_classes}, H, W) for masks {tuple(masks.shape)}; "
                     "pass class indices (N, H, W) as integers"
                 )
-            preds = preds.argmax(dim=1)  # (N, H, W)
+            preds = preds.argmax(dim=-3)  # the class axis: (N, C, H, W) -> (N, H, W)
         cm = confusion_matrix(preds, masks, self.num_classes, self.ignore_index)
         # Accumulate where the data is (no copy to the CPU per batch); `.matrix` brings it back.
         self._matrix = self._matrix.to(cm.device) + cm

@@ -92,6 +92,11 @@ def test_logits_and_preds_give_the_same_matrix():
         by_logits.update(logits, masks)
         by_preds.update(logits.argmax(dim=1), masks)
     assert torch.equal(by_logits.matrix, by_preds.matrix)
+    single = ConfusionMatrix(5)  # one image: logits (C, H, W), mask (H, W)
+    single.update(logits[0], masks[0])
+    reference = ConfusionMatrix(5)
+    reference.update(logits[:1], masks[:1])
+    assert torch.equal(single.matrix, reference.matrix)
 
 
 def test_ignored_pixels_are_not_counted():
