@@ -42,6 +42,7 @@ __all__ = [
     "DatasetReport",
     "SegmentationDataset",
     "load_splits",
+    "read_image",
     "read_metadata",
     "scan",
     "scan_splits",
@@ -224,6 +225,22 @@ def _decode_image(path: Path) -> np.ndarray:
         if img.mode != "RGB":
             img = img.convert("RGB")
         return np.array(img)  # a writable copy, as torch.from_numpy wants
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read one image file as RGB uint8, shape `(H, W, 3)` (for prediction on new images).
+
+    Raises:
+        DataError: the file cannot be read as an image; the message names it.
+    """
+    path = Path(path)
+    try:
+        return _decode_image(path)
+    except Exception as error:  # PIL raises many types; the user needs the file name
+        raise DataError(
+            Problem(path, f"cannot be read as an image ({_reason(error, path)})",
+                    f"check the file, or use one of {', '.join(IMAGE_EXTENSIONS)}")
+        ) from error  # fmt: skip
 
 
 class _PaletteError(ValueError):

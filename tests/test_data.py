@@ -513,3 +513,11 @@ def test_truncated_bmp_is_found_by_a_full_decode_or_named_when_loaded(good: Path
 def test_load_splits_rejects_unknown_arguments(good: Path) -> None:
     with pytest.raises(TypeError, match="num_class"):
         load_splits(good, num_class=3)
+
+
+def test_read_image_names_a_bad_file(tmp_path: Path) -> None:
+    path = save(tmp_path / "a.png", image_of(5), "L")
+    assert data.read_image(path).shape == (H, W, 3)
+    (tmp_path / "b.png").write_bytes(b"nope")
+    with pytest.raises(DataError, match="b.png"):
+        data.read_image(tmp_path / "b.png")
