@@ -392,8 +392,8 @@ def scan(
 
     Args:
         root: folder holding `images/` and `masks/`.
-        num_classes: number of classes; None infers it from `class_names`, `dataset.json`, or the
-            largest label + 1 (255 excluded).
+        num_classes: number of classes; None infers it from `class_names`, `dataset.json`, 2 with
+            `binary_255`, or else the largest label + 1 (255 excluded).
         binary_255: read 255 as class 1 (for 0/255 binary masks) instead of "ignore".
         palette: colours mapping RGB masks to class indices (default: `dataset.json`'s palette).
         class_names: one name per class (default: `dataset.json`'s, else `class_0..`).
@@ -462,15 +462,19 @@ def _scan_many(
         _collect(report, options)
         reports[name] = report
 
-    # num_classes: given > class names > palette of colour masks > largest label + 1.
+    # num_classes: given > class names > 2 for binary_255 masks > largest label + 1.
     first = next(iter(reports.values()))
     class_names = options.class_names
     names = list(class_names) if class_names is not None else first.meta.class_names
-    known = [r for r in reports.values() if r.stems]
-    labels = {v for r in known for v in r.value_counts if v != IGNORE_INDEX}
-    inferred = num_classes is None and names is None
+    labels = {v for r in reports.values() for v in r.value_counts if v != IGNORE_INDEX}
+    inferred = num_classes is None and names is None and not options.binary_255
     if num_classes is None:
-        num_classes = len(names) if names else (max(labels) + 1 if labels else None)
+        if names:
+            num_classes = len(names)
+        elif options.binary_255:  # so that stray values (anti-aliased edges) are reported
+            num_classes = 2
+        else:
+            num_classes = max(labels) + 1 if labels else None
     for report in reports.values():
         report.num_classes = num_classes
         report.class_names = (

@@ -324,6 +324,12 @@ def test_binary_0_255_masks_and_the_switch(tmp_path: Path) -> None:
     assert set(mask.unique().tolist()) == {0, 1}
     assert ds.pixel_counts.tolist() == [2 * H * 4, 2 * H * 4]
 
+    edgy = mask_of(0, foreground=255)
+    edgy[0, 4] = 128  # an anti-aliased edge pixel from a bilinear resize
+    save(root / "masks" / "b.png", edgy)
+    (problem,) = problems_of(root, binary_255=True)
+    assert Path(problem.path).name == "b.png" and "has 128" in problem.message
+
 
 def test_jpeg_mask_says_save_as_png(good: Path) -> None:
     (good / "masks" / "c.png").unlink()
