@@ -73,7 +73,7 @@ def test_presets():
     assert PRESETS["full"] == dict(base_width=64, depth=4, bilinear=False)
     model = build_unet("course", num_classes=4)
     assert model.num_classes == 4 and model.in_channels == 3
-    assert count_parameters(model) == 1_942_628  # base 16: about 1/16 of the full U-Net
+    assert count_parameters(model) == 486_580  # base 8: about 1/64 of the full U-Net
     assert count_parameters(build_unet("tiny", num_classes=4)) == 121_204
     with pytest.raises(ValueError, match="unknown preset"):
         build_unet("huge")
