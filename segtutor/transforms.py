@@ -55,6 +55,7 @@ def train_transforms(
     size: int | tuple[int, int] = (128, 128),
     *,
     scale: tuple[float, float] | None = (0.5, 1.0),
+    crop: bool = False,
     hflip: bool = True,
     vflip: bool = False,
     rotation: float = 10.0,
@@ -68,6 +69,9 @@ def train_transforms(
         size: output `(H, W)` (or one int for a square).
         scale: area range of the random crop, as a fraction of the image; `None` resizes the
             whole image to `size` instead of cropping.
+        crop: cut a random `size` window at the image's own scale instead (padding images that
+            are smaller with 0 and their masks with 255); for large images or images of varied
+            sizes, predicted later at full resolution. `scale` is then unused.
         hflip, vflip: random horizontal / vertical flips (probability 0.5 each).
         rotation: maximum rotation in degrees; uncovered mask pixels become 255 (ignore). 0 = off.
         color_jitter: strength of brightness, contrast and saturation jitter (image only). 0 = off.
@@ -78,7 +82,9 @@ def train_transforms(
     """
     size = _pair(size)
     steps: list[Callable] = []
-    if scale is None:
+    if crop:
+        steps.append(v2.RandomCrop(size, pad_if_needed=True, fill=ROTATION_FILL))
+    elif scale is None:
         steps.append(v2.Resize(size, antialias=True))
     else:
         steps.append(v2.RandomResizedCrop(size, scale=scale, antialias=True))

@@ -1,0 +1,188 @@
+"""Train a U-Net on a folder of images and masks, and write a run folder.
+
+With no arguments it trains the course's small U-Net on the bundled multi-class sample set. Point
+`--data` at your own folder (`DIR/images` + `DIR/masks`, or `DIR/train/...` + `DIR/val/...`).
+The run folder gets `best.pt` (the checkpoint with the best validation mIoU), `metrics.json`,
+`history.json`, `curves.png` (loss and mIoU per epoch), `predictions.png` and `confusion.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from segtutor.commands.common import (
+    add_data_arguments,
+    choose_input_mode,
+    image_sizes,
+    resolve_data,
+    val_loader_for,
+    write_json,
+)
+from segtutor.data import load_splits
+from segtutor.losses import class_weights
+from segtutor.model import PRESETS, build_unet, count_parameters
+from segtutor.settings import quick_mode
+from segtutor.train import (
+    TrainConfig,
+    choose_device,
+    evaluate,
+    fit,
+    load_checkpoint,
+    make_loader,
+    model_from_checkpoint,
+    predict,
+)
+from segtutor.transforms import train_transforms
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", type=Path, default=None,
+        help="dataset folder (default: the bundled data_samples/scenes)",
+    )
+    add_data_arguments(parser)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="passes over the training set")
+    length.add_argument(
+        "--time-budget", type=float, default=None, metavar="S",
+        help="train for S seconds of wall-clock time instead (validation included)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<time>)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same numbers (on a CPU)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="CKPT",
+                        help="continue training from a checkpoint written by this command")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="course",
+                        help="U-Net size: 'course' is fast on a CPU, 'full' is the paper's")
+    parser.add_argument("--size", type=int, default=128,
+                        help="training input size in pixels (square crops or resized images)")
+    parser.add_argument("--input-mode", choices=["auto", "resize", "crop"], default="auto",
+                        help="resize whole images to --size, or train on native-resolution crops "
+                             "and predict whole images (auto: crop when sizes vary or are large)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default="ce")
+    parser.add_argument("--class-weights", choices=["none", "median", "inverse"], default="none",
+                        help="weight cross-entropy by class frequency (for rare classes)")
+    parser.add_argument("--val-fraction", type=float, default=0.2,
+                        help="validation share when the folder has no train/ and val/ split")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader worker processes (0: load in the main process)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    data = resolve_data(args.data)
+    resumed = load_checkpoint(args.resume) if args.resume else None
+    train_ds, val_ds = load_splits(
+        data,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        num_classes=args.num_classes,
+        binary_255=args.binary_255,
+        cache=not args.no_cache,
+    )
+    num_classes = train_ds.num_classes
+    sizes = image_sizes(train_ds, val_ds)
+    mode = args.input_mode if args.input_mode != "auto" else choose_input_mode(sizes, args.size)
+    # "crop" keeps the native scale: random crops, no zoom (scale=None with a crop means crop).
+    train_ds.transform = train_transforms(args.size, crop=mode == "crop")
+    train_loader = make_loader(
+        train_ds, args.batch_size, shuffle=True, seed=args.seed, num_workers=args.workers,
+        drop_last=len(train_ds) > args.batch_size,
+    )
+    val_loader = val_loader_for(val_ds, mode, args.size, args.batch_size, args.workers)
+
+    if resumed is not None:
+        model = model_from_checkpoint(resumed)
+    else:
+        model = build_unet(args.preset, num_classes=num_classes)
+    weights = None
+    if args.class_weights != "none":
+        weights = class_weights(train_ds.pixel_counts, method=args.class_weights).tolist()
+
+    out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(
+        num_classes=num_classes,
+        loss=args.loss,
+        class_weights=weights,
+        checkpoint_path=str(out / "best.pt"),
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    if args.lr is not None:
+        config = replace(config, lr=args.lr)
+    if args.time_budget is not None:
+        config = replace(config, time_budget_s=args.time_budget, num_epochs=10_000)
+    else:
+        config = replace(config, num_epochs=args.epochs or default_epochs())
+
+    device = choose_device(args.device)
+    sizes_text = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:4])
+    sizes_text += f" and {len(sizes) - 4} more" if len(sizes) > 4 else ""
+    print(
+        f"data: {data} ({len(train_ds)} train / {len(val_ds)} val, {num_classes} classes, "
+        f"images {sizes_text}; input mode '{mode}' at {args.size}px)\n"
+        f"model: U-Net '{args.preset}', {count_parameters(model) / 1e6:.2f} M parameters, "
+        f"on {device}; run folder: {out}"
+    )
+    history = fit(model, train_loader, val_loader, config, resume_from=resumed)
+
+    cm = evaluate(model, val_loader, num_classes, ignore_index=config.ignore_index)
+    names = train_ds.class_names
+    print(f"\nbest epoch {history.best_epoch} of {len(history)} ({history.stop_reason}); "
+          f"validation at the masks' resolution:")
+    print(cm.table(names))
+    write_json(out / "history.json", history.to_dict())
+    write_json(out / "metrics.json", {
+        "data": str(data), "best_epoch": history.best_epoch, "epochs_run": len(history),
+        "stop_reason": history.stop_reason, "train_seconds": sum(history.epoch_time_s),
+        **cm.to_dict(names),
+    })
+    _write_figures(out, model, val_ds, history, cm, names, device)
+    print(f"\nwrote {out}/: best.pt, metrics.json, history.json, curves.png, predictions.png, "
+          "confusion.png")
+    return 0
+
+
+def default_epochs() -> int:
+    """Epochs when neither --epochs nor --time-budget is given (2 in quick mode, for tests)."""
+    return 2 if quick_mode() else 12
+
+
+def _write_figures(out, model, val_ds, history, cm, class_names, device) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command line has no screen; the notebooks keep their inline backend
+    from matplotlib import pyplot as plt
+
+    from segtutor.viz import plot_confusion, plot_history, plot_predictions
+
+    model.to(device)
+    images, masks, preds = [], [], []
+    for index in range(min(4, len(val_ds))):
+        image, mask = val_ds[index]
+        images.append(image)
+        masks.append(mask)
+        preds.append(predict(model, image, size=tuple(mask.shape)))
+    figures = {
+        "curves.png": plot_history(history),
+        "predictions.png": plot_predictions(
+            [torch.nn.functional.interpolate(i[None], size=m.shape, mode="bilinear")[0]
+             for i, m in zip(images, masks, strict=True)],
+            masks, preds, class_names=class_names, palette=val_ds.palette,
+        ),
+        "confusion.png": plot_confusion(cm, class_names),
+    }
+    for name, figure in figures.items():
+        figure.savefig(out / name, bbox_inches="tight")
+        plt.close(figure)
