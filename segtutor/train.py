@@ -371,7 +371,7 @@ def fit(
 
     total_steps = config.num_epochs * len(train_loader)
     start = time.monotonic() - elapsed_before
-    val_seconds = 0.0  # the last validation pass, reserved at the end of a time budget
+    val_seconds = 0.0  # the slowest validation pass so far, reserved at the end of a budget
 
     def time_used() -> float:
         """Fraction of the time budget spent, leaving room for one more validation pass."""
@@ -429,7 +429,7 @@ def fit(
         val_start = time.monotonic()
         cm, val_loss = _validate(model, val_loader, num_classes, device, config.ignore_index,
                                  loss_fn=loss_fn, use_amp=use_amp)
-        val_seconds = time.monotonic() - val_start
+        val_seconds = max(val_seconds, time.monotonic() - val_start)
         miou = float(cm.miou())
         history.epoch.append(epoch)
         history.train_loss.append(loss_sum / max(num_images, 1))

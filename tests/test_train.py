@@ -198,8 +198,9 @@ def test_time_budget_stops_cleanly_and_keeps_the_best(tmp_path):
     history = fit(model, *loaders(), config)
     assert history.stop_reason == "time_budget"
     assert 1 <= len(history) < 1000
-    assert sum(history.epoch_time_s) < 3
-    assert history.lr[-1] < 0.01 * CONFIG.lr  # the schedule was stretched to end with the budget
+    assert sum(history.epoch_time_s) < 5  # generous: other processes may share the CPU
+    # The schedule was stretched to end with the budget, not with the 1000 planned epochs.
+    assert history.lr[-1] < 0.25 * CONFIG.lr
     cm = evaluate(model, loaders()[1], NUM_CLASSES)
     assert float(cm.miou()) == pytest.approx(history.best_miou)
     saved = load_checkpoint(path)["model_state"]
