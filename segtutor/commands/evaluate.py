@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from segtutor.commands.common import _clean as json_clean
 from segtutor.commands.common import (
     add_data_arguments,
     choose_input_mode,
@@ -18,7 +19,6 @@ from segtutor.commands.common import (
     resolve_data,
     val_loader_for,
 )
-from segtutor.commands.common import _clean as json_clean
 from segtutor.data import SegmentationDataset
 from segtutor.errors import DataError, Problem
 from segtutor.train import choose_device, evaluate, load_checkpoint, model_from_checkpoint
