@@ -1,0 +1,116 @@
+"""Every notebook follows the course skeleton, is small, portable, and uses only public names.
+
+nbval runs the notebooks themselves (see pyproject.toml); these tests check their shape.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EXPECTED = [
+    "01_data", "02_unet", "03_losses", "04_training", "05_evaluation", "06_visualisation",
+]
+MAX_BYTES = 1_000_000
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _source(cell: dict) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def _headings(nb: dict) -> list[str]:
+    return [
+        line.strip()
+        for cell in nb["cells"] if cell["cell_type"] == "markdown"
+        for line in _source(cell).splitlines() if line.startswith("#")
+    ]
+
+
+def test_the_series_is_complete():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_skeleton(path: Path):
+    nb = _load(path)
+    first = _source(nb["cells"][0])
+    number = path.stem[:2]
+    assert nb["cells"][0]["cell_type"] == "markdown"
+    assert re.match(rf"# {number} · \S", first), "first line must be '# NN · Title'"
+    assert "## What you will learn" in first
+    index = EXPECTED.index(path.stem)
+    if index > 0:
+        assert f"({EXPECTED[index - 1]}.ipynb)" in first, "link to the previous notebook"
+    if index < len(EXPECTED) - 1:
+        assert f"({EXPECTED[index + 1]}.ipynb)" in first, "link to the next notebook"
+
+    headings = _headings(nb)
+    for heading in ("## Setup", "## Summary", "## Exercises"):
+        assert heading in headings, f"missing {heading}"
+    assert headings.index("## Setup") < headings.index("## Summary") < headings.index("## Exercises")
+
+    # One Setup cell: the code cell right after the Setup heading seeds and reads quick mode.
+    cells = nb["cells"]
+    setup_at = next(i for i, c in enumerate(cells) if "## Setup" in _source(c))
+    setup = cells[setup_at + 1]
+    assert setup["cell_type"] == "code"
+    assert "quick_mode()" in _source(setup) and "manual_seed" in _source(setup)
+
+    # Exercises: at least three self-checking questions, each with a solution cell.
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    checks = set(re.findall(r"ex\.(q\d+)\.check\(", code))
+    assert len(checks) >= 3, f"only {sorted(checks)} are checked"
+    solutions = [c for c in cells if "solution" in c.get("metadata", {}).get("tags", [])]
+    assert len(solutions) >= 3
+    for cell in solutions:
+        assert "# BEGIN SOLUTION" in _source(cell) and "# END SOLUTION" in _source(cell)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_small_and_portable(path: Path):
+    text = path.read_text(encoding="utf-8")
+    assert len(text.encode()) < MAX_BYTES, f"{path.name} is {len(text) / 1e6:.1f} MB"
+    for pattern in (r"/work/", r"/home/", r"/Users/", r"/tmp/", r"C:\\\\Users", r"/root/"):
+        assert not re.search(pattern, text), f"machine path {pattern!r} in {path.name}"
+    nb = _load(path)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            for output in cell.get("outputs", []):
+                assert output.get("output_type") != "error", f"stored error in {path.name}"
+                if output.get("name") == "stderr":
+                    assert "Warning" not in "".join(output.get("text", "")), (
+                        f"stored warning in {path.name}: {''.join(output['text'])[:200]}"
+                    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_only_public_segtutor_names(path: Path):
+    nb = _load(path)
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "\n".join(
+            line for line in _source(cell).splitlines() if not line.lstrip().startswith(("%", "!"))
+        )
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("segtutor"):
+                module = importlib.import_module(node.module)
+                public = set(getattr(module, "__all__", []))
+                for alias in node.names:
+                    name = alias.name
+                    is_submodule = importlib.util.find_spec(f"{node.module}.{name}") is not None
+                    assert name in public or is_submodule, (
+                        f"{path.name} imports {node.module}.{name}, which is not in its __all__"
+                    )
