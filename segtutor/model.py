@@ -156,6 +156,7 @@ class UNet(nn.Module):
             raise ValueError(f"depth must be at least 1, got {depth}")
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self.base_width = base_width
         self.depth = depth
         self.bilinear = bilinear
         self.size_multiple = 2**depth
