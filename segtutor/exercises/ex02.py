@@ -1,0 +1,251 @@
+"""Exercises of 02_unet.ipynb: convolution parameters, the DoubleConv block, the Up padding.
+
+In the notebook: `from segtutor.exercises import ex02 as ex`, then `ex.q1.check(count_conv_params)`,
+`ex.q2.check(double_conv)`, `ex.q3.check(pad_to_match)`; `ex.qN.hint()`, `ex.qN.solution()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segtutor.exercises.core import Case, Incorrect, Question, compare_tensors
+from segtutor.model import DoubleConv
+
+__all__ = ["q1", "q2", "q3"]
+
+
+class CountConvParams(Question):
+    title = "Count the parameters of a Conv2d layer"
+    hints = (
+        "Each of the `out_channels` filters is a `kernel_size x kernel_size` window over every "
+        "one of the `in_channels` input channels.",
+        "Weights: `out_channels * in_channels * kernel_size * kernel_size`; the bias adds one "
+        "number per output channel, and only when `bias` is True.",
+    )
+    solution_code = (
+        "def count_conv_params(in_channels, out_channels, kernel_size, bias=True):\n"
+        "    weights = out_channels * in_channels * kernel_size * kernel_size\n"
+        "    return weights + (out_channels if bias else 0)"
+    )
+
+    def reference(self, in_channels, out_channels, kernel_size, bias=True):
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, bias=bias)
+        return sum(p.numel() for p in conv.parameters())
+
+    def cases(self):
+        yield Case(5, 7, 3, bias=True)
+        yield Case(5, 7, 3, bias=False)
+        yield Case(16, 4, 1, bias=True)  # a 1x1 conv, like OutConv
+        yield Case(3, 64, 5, bias=False)
+        yield Case(12, 6, 2, bias=True)
+
+    def run(self, answer, case):
+        self._case = case
+        return super().run(answer, case)
+
+    def compare(self, expected, got, name):
+        why = super().compare(expected, got, name)
+        if why is None or not isinstance(got, int | float):
+            return why
+        in_c, out_c, k = self._case.args
+        bias = self._case.kwargs["bias"]
+        if bias and got == expected - out_c:
+            why += " That is the count without the bias: `bias=True` adds `out_channels`."
+        elif not bias and got == expected + out_c:
+            why += " That includes a bias, but this conv has `bias=False`."
+        elif got == out_c * in_c * k + out_c * bias:
+            why += " The window is `kernel_size x kernel_size`: square the kernel size."
+        elif got == out_c * k * k + out_c * bias:
+            why += " Each filter spans every input channel: multiply by `in_channels` too."
+        return why
+
+
+class DoubleConvQuestion(Question):
+    title = "Build a DoubleConv block: (conv 3x3 => BatchNorm => ReLU) x 2"
+    hints = (
+        "Return `nn.Sequential(...)` with six layers: Conv2d, BatchNorm2d, ReLU, Conv2d, "
+        "BatchNorm2d, ReLU.",
+        "`padding=1` keeps height and width with a 3x3 kernel; `bias=False` because the "
+        "BatchNorm right after each conv has its own shift.",
+        "The first conv maps `in_channels` to `out_channels`, the second `out_channels` to "
+        "`out_channels`; each BatchNorm2d takes the channels of the conv before it.",
+    )
+    solution_code = (
+        "def double_conv(in_channels, out_channels):\n"
+        "    return nn.Sequential(\n"
+        "        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),\n"
+        "        nn.BatchNorm2d(out_channels),\n"
+        "        nn.ReLU(inplace=True),\n"
+        "        nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),\n"
+        "        nn.BatchNorm2d(out_channels),\n"
+        "        nn.ReLU(inplace=True),\n"
+        "    )"
+    )
+    check_inplace = False  # the arguments are ints
+
+    def reference(self, in_channels, out_channels):
+        return self._summary(DoubleConv(in_channels, out_channels), in_channels, out_channels)
+
+    def cases(self):
+        yield Case(3, 8)
+        yield Case(5, 7)
+        yield Case(16, 4)
+
+    def run(self, answer, case):
+        module = super().run(answer, case)
+        if not isinstance(module, nn.Module):
+            if module is None:
+                return None
+            raise Incorrect(
+                f"`double_conv` should return an `nn.Module` (e.g. an `nn.Sequential`), but it "
+                f"returned {type(module).__name__}."
+            )
+        return self._summary(module, *case.args)
+
+    def _summary(self, module: nn.Module, in_channels: int, out_channels: int) -> dict[str, Any]:
+        """What the block does to a fixed input, with the reference's weights copied in."""
+        images = torch.randn(2, in_channels, 9, 12, generator=self.generator())
+        ours = DoubleConv(in_channels, out_channels)
+        with torch.no_grad():
+            for p in ours.parameters():  # non-trivial BatchNorm scales and shifts too
+                p.copy_(torch.randn(p.shape, generator=self.generator()))
+        theirs = [p for p in module.parameters() if p.requires_grad]
+        count = sum(p.numel() for p in theirs)
+        shapes = [tuple(p.shape) for p in theirs]
+        ref_shapes = [tuple(p.shape) for p in ours.parameters()]
+        copied = shapes == ref_shapes
+        if copied:
+            with torch.no_grad():
+                for p, q in zip(theirs, ours.parameters(), strict=True):
+                    p.copy_(q)
+        module.train()  # BatchNorm normalises with the batch's statistics
+        try:
+            with torch.no_grad():
+                out = module(images)
+        except Exception as error:
+            raise Incorrect(
+                f"Calling your block on a {tuple(images.shape)} input raised "
+                f"{type(error).__name__}: {str(error).splitlines()[0]}. Check the in/out "
+                "channels of each layer."
+            ) from None
+        if not isinstance(out, torch.Tensor):
+            raise Incorrect(f"Your block returned {type(out).__name__}, not a tensor.")
+        return {
+            "shape": tuple(out.shape),
+            "parameters": count,
+            "parameter shapes": shapes,
+            "output": out if copied else None,
+        }
+
+    def compare(self, expected, got, name):
+        n, c, h, w = expected["shape"]
+        gn, gc, gh, gw = got["shape"] + (0,) * (4 - len(got["shape"]))
+        if got["shape"] != expected["shape"]:
+            msg = f"The block's output has shape {got['shape']}; expected {expected['shape']}."
+            if (gh, gw) == (h - 4, w - 4):
+                msg += " Each 3x3 conv without padding trims 2 pixels: use `padding=1`."
+            elif gc != c:
+                msg += " The last conv (and BatchNorm) should have `out_channels` channels."
+            return msg
+        extra = got["parameters"] - expected["parameters"]
+        if extra:
+            msg = (
+                f"Your block has {got['parameters']} parameters; expected "
+                f"{expected['parameters']}."
+            )
+            if extra == 2 * c:
+                msg += (
+                    " The difference is one bias per output channel per conv: set `bias=False` "
+                    "(the BatchNorm after each conv already shifts)."
+                )
+            elif extra < 0 and -extra in (2 * c, 4 * c):
+                msg += " A BatchNorm2d is missing after a conv."
+            return msg
+        if got["output"] is None:
+            return (
+                "Your block has the right number of parameters, but not the layers in the "
+                f"expected order: its parameter shapes are {got['parameter shapes']}, expected "
+                f"{expected['parameter shapes']} (conv, BatchNorm, conv, BatchNorm)."
+            )
+        if (got["output"] < 0).any():
+            return (
+                "The output has negative values: each step should be conv, then BatchNorm, "
+                "then ReLU, so the block ends with a ReLU."
+            )
+        if compare_tensors(expected["output"], got["output"], "output", 1e-4, 1e-3):
+            return (
+                "Same layers, different output: the order within each step should be conv, "
+                "then BatchNorm, then ReLU."
+            )
+        return None
+
+
+class PadToMatch(Question):
+    title = "Pad the upsampled features to the skip's height and width, as Up does"
+    hints = (
+        "`diff_y = skip.shape[2] - x.shape[2]` and `diff_x = skip.shape[3] - x.shape[3]` are "
+        "the missing rows and columns.",
+        "`F.pad(x, [left, right, top, bottom])` pads the LAST dimension first (width), then "
+        "height. Put half of each difference on each side: `diff // 2` before, "
+        "`diff - diff // 2` after.",
+    )
+    solution_code = (
+        "def pad_to_match(x, skip):\n"
+        "    diff_y = skip.shape[2] - x.shape[2]\n"
+        "    diff_x = skip.shape[3] - x.shape[3]\n"
+        "    return F.pad(x, [diff_x // 2, diff_x - diff_x // 2, diff_y // 2, diff_y - diff_y // 2])"
+    )
+
+    def reference(self, x, skip):
+        diff_y = skip.shape[2] - x.shape[2]
+        diff_x = skip.shape[3] - x.shape[3]
+        return F.pad(x, [diff_x // 2, diff_x - diff_x // 2, diff_y // 2, diff_y - diff_y // 2])
+
+    def cases(self):
+        g = self.generator()
+        for (h, w), (sh, sw), c in (
+            ((4, 6), (4, 6), 2),  # nothing to pad
+            ((18, 26), (19, 27), 3),  # odd skip: one row and one column short
+            ((4, 4), (6, 5), 2),  # two rows, one column
+            ((2, 6), (5, 6), 1),  # three rows, no column
+        ):
+            x = torch.randn(2, c, h, w, generator=g)
+            skip = torch.randn(2, c + 1, sh, sw, generator=g)
+            yield Case(x, skip, label=f"x {tuple(x.shape)}, skip {tuple(skip.shape)}")
+
+    def run(self, answer, case):
+        self._case = case
+        return super().run(answer, case)
+
+    def compare(self, expected, got, name):
+        why = compare_tensors(expected, got, name)
+        if why is None or not isinstance(got, torch.Tensor):
+            return why
+        x, skip = self._case.args
+        d_y, d_x = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
+        if got.ndim != 4:
+            return why
+        if got.shape[1] == x.shape[1] + skip.shape[1]:
+            return why + " Return only the padded `x`; `Up` concatenates it with the skip later."
+        if got.shape[1] != x.shape[1]:
+            return why + " Pad `x` itself (keep its channels); leave the skip alone."
+        if d_x != d_y and got.shape[2:] == (x.shape[2] + d_x, x.shape[3] + d_y):
+            return why + " `F.pad` takes the LAST dimension first: [left, right, top, bottom]."
+        if got.shape != expected.shape:
+            return why + " `x` should come out with the skip's height and width."
+        if torch.equal(got, F.pad(x, [0, d_x, 0, d_y])) or torch.equal(
+            got, F.pad(x, [d_x, 0, d_y, 0])
+        ):
+            return why + " Split the padding: `diff // 2` on one side, the rest on the other."
+        if torch.equal(got, F.pad(x, [d_x - d_x // 2, d_x // 2, d_y - d_y // 2, d_y // 2])):
+            return why + " The smaller half (`diff // 2`) goes first (left, top)."
+        return why + " Pad with zeros (`F.pad`'s default), half of the difference on each side."
+
+
+q1 = CountConvParams()
+q2 = DoubleConvQuestion()
+q3 = PadToMatch()
