@@ -1,0 +1,272 @@
+"""Exercises of 03_losses.ipynb: cross-entropy by hand, class weights, soft Dice with ignore.
+
+In the notebook: `from segtutor.exercises import ex03 as ex`, then
+`ex.q1.check(pixel_cross_entropy)`, `ex.q2.check(median_frequency_weights)`,
+`ex.q3.check(soft_dice_loss)`; `ex.qN.hint()`, `ex.qN.solution()`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from segtutor.exercises.core import Case, Incorrect, Question, compare_tensors, compare_values
+from segtutor.losses import DiceLoss, class_weights
+from segtutor.settings import IGNORE_INDEX
+
+__all__ = ["q1", "q2", "q3"]
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5)
+
+
+def _logits_and_masks(g, n, c, h, w, ignored=0, absent=None):
+    logits = torch.randn(n, c, h, w, generator=g) * 2
+    masks = torch.randint(0, c, (n, h, w), generator=g)
+    if absent is not None:
+        masks[masks == absent] = (absent + 1) % c
+    if ignored:
+        flat = masks.view(-1)
+        flat[torch.randperm(flat.numel(), generator=g)[:ignored]] = IGNORE_INDEX
+    return logits, masks
+
+
+class PixelCrossEntropy(Question):
+    title = "Per-pixel cross-entropy by hand, skipping ignored pixels"
+    hints = (
+        "`F.log_softmax(logits, dim=1)` gives log-probabilities `(N, C, H, W)`; the loss of a "
+        "pixel is minus the log-probability of its true class.",
+        "`log_probs.gather(1, masks.unsqueeze(1))` picks the true class's value at every pixel. "
+        "Pixels whose mask is 255 must not be gathered (255 is not a class): replace them by 0 "
+        "first with `masks.where(valid, 0)`, then leave them out of the mean.",
+        "Mean over the valid pixels only: `losses[valid].mean()`.",
+    )
+    solution_code = (
+        "def pixel_cross_entropy(logits, masks, ignore_index=255):\n"
+        "    valid = masks != ignore_index                           # (N, H, W)\n"
+        "    log_probs = F.log_softmax(logits, dim=1)                # (N, C, H, W)\n"
+        "    safe = masks.where(valid, 0).unsqueeze(1)               # (N, 1, H, W)\n"
+        "    losses = -log_probs.gather(1, safe).squeeze(1)          # (N, H, W)\n"
+        "    return losses[valid].mean()"
+    )
+
+    def reference(self, logits, masks, ignore_index=IGNORE_INDEX):
+        return float(F.cross_entropy(logits, masks, ignore_index=ignore_index))
+
+    def cases(self):
+        g = self.generator()
+        yield Case(*_logits_and_masks(g, 2, 3, 4, 5), label="logits (2, 3, 4, 5), no ignored pixel")
+        yield Case(*_logits_and_masks(g, 1, 4, 3, 3, ignored=3),
+                   label="logits (1, 4, 3, 3), 3 pixels with mask 255")
+        yield Case(*_logits_and_masks(g, 3, 2, 4, 4, ignored=10),
+                   label="logits (3, 2, 4, 4), 10 pixels with mask 255")
+
+    def run(self, answer, case):
+        self._case = case
+        try:
+            return super().run(answer, case)
+        except (NotImplementedError, Incorrect):
+            raise
+        except Exception as error:
+            if (case.args[1] == IGNORE_INDEX).any():
+                raise Incorrect(
+                    f"Your code raised {type(error).__name__}: {str(error).splitlines()[0]}\n"
+                    "This case has pixels whose mask is 255 (ignore). 255 is not a class: "
+                    "replace those pixels by a valid class before `gather`, then leave them "
+                    "out of the mean."
+                ) from None
+            raise
+
+    def compare(self, expected, got, name):
+        why = compare_values(expected, got, name, self.atol, self.rtol)
+        if why is None:
+            return None
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            return why
+        logits, masks = self._case.args
+        valid = masks != IGNORE_INDEX
+        per_pixel = F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX, reduction="none")
+        probs = logits.softmax(1).gather(1, masks.where(valid, 0).unsqueeze(1)).squeeze(1)
+        if _close(value, float(per_pixel.sum())):
+            why += " That is the sum over pixels; the loss is the mean."
+        elif valid.sum() < valid.numel() and _close(value, float(per_pixel.mean())):
+            why += (
+                " You divided by every pixel, ignored ones included: divide by the number of "
+                "valid pixels (`losses[valid].mean()`)."
+            )
+        elif _close(value, -expected):
+            why += " The sign is flipped: the loss is MINUS the log-probability of the true class."
+        elif _close(value, float(-probs[valid].mean())) or _close(value, float(probs[valid].mean())):
+            why += " Take the log of the probabilities (`F.log_softmax`), not the probabilities."
+        return why
+
+
+class MedianFrequencyWeights(Question):
+    title = "Median-frequency class weights"
+    hints = (
+        "The frequency of class c is `pixel_counts[c] / pixel_counts.sum()`; the weight is "
+        "`median(freq) / freq[c]`.",
+        "With an even number of classes the median is the mean of the two middle values. "
+        "`torch.median` returns the lower one instead; `freq.quantile(0.5)` or `np.median` "
+        "average them.",
+        "Return float32 weights, as the loss expects: `.float()`.",
+    )
+    solution_code = (
+        "def median_frequency_weights(pixel_counts):\n"
+        "    freq = pixel_counts.double() / pixel_counts.sum()\n"
+        "    return (freq.quantile(0.5) / freq).float()"
+    )
+
+    def reference(self, pixel_counts):
+        return class_weights(pixel_counts, method="median")
+
+    def cases(self):
+        yield Case(torch.tensor([900, 60, 40]))
+        yield Case(torch.tensor([5000, 400, 300, 100]))  # even: the median is a mean
+        yield Case(torch.tensor([70, 30]))
+        yield Case(torch.tensor([12000, 1500, 800, 600, 100]))
+
+    def run(self, answer, case):
+        self._case = case
+        return super().run(answer, case)
+
+    def compare(self, expected, got, name):
+        why = compare_tensors(expected, got, name, self.atol, self.rtol)
+        if why is None or not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+            return why
+        if got.dtype != expected.dtype:
+            if compare_tensors(expected, got.float(), name) is None:
+                return why + " The values are right: convert with `.float()`."
+            got = got.float()
+        counts = self._case.args[0].double()
+        freq = counts / counts.sum()
+        variants = {
+            "lower": (freq.median() / freq).float(),
+            "inverted": (freq / freq.quantile(0.5)).float(),
+            "inverse": (1 / (len(freq) * freq)).float(),
+            "counts": (counts.quantile(0.5) / counts).float(),
+        }
+        notes = {
+            "lower": " `torch.median` takes the lower of the two middle values when the count "
+            "is even; the median is their mean: use `freq.quantile(0.5)`.",
+            "inverted": " Your weights are upside down: rare classes should get LARGE weights, "
+            "`median / freq`.",
+            "inverse": " That is inverse-frequency weighting, `1 / (K * freq)`; here the "
+            "numerator is the median frequency.",
+        }
+        for key, note in notes.items():
+            if compare_tensors(variants[key], got, name) is None:
+                return why + note
+        return why
+
+
+class SoftDiceLoss(Question):
+    title = "Multi-class soft Dice loss, skipping ignored pixels"
+    hints = (
+        "Softmax over the classes, one-hot the masks (after replacing 255 by 0), then multiply "
+        "both by the valid-pixel mask `(N, 1, H, W)` so ignored pixels count nowhere.",
+        "Sum over the batch and the pixels (dims 0, 2, 3) to get, per class, "
+        "`dice_c = (2 * sum(p * g) + smooth) / (sum(p) + sum(g) + smooth)`.",
+        "The loss is `1 - dice_c` averaged over the classes that appear in the (valid) masks.",
+    )
+    solution_code = (
+        "def soft_dice_loss(logits, masks, ignore_index=255, smooth=1.0):\n"
+        "    num_classes = logits.shape[1]\n"
+        "    valid = (masks != ignore_index)                                   # (N, H, W)\n"
+        "    probs = logits.softmax(dim=1) * valid.unsqueeze(1)                # (N, C, H, W)\n"
+        "    onehot = F.one_hot(masks.where(valid, 0), num_classes)            # (N, H, W, C)\n"
+        "    onehot = onehot.permute(0, 3, 1, 2).float() * valid.unsqueeze(1)  # (N, C, H, W)\n"
+        "    inter = (probs * onehot).sum((0, 2, 3))                           # (C,)\n"
+        "    card = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))               # (C,)\n"
+        "    dice = (2 * inter + smooth) / (card + smooth)                     # (C,)\n"
+        "    present = onehot.sum((0, 2, 3)) > 0\n"
+        "    return (1 - dice)[present].mean()"
+    )
+
+    def reference(self, logits, masks, ignore_index=IGNORE_INDEX, smooth=1.0):
+        return float(DiceLoss(ignore_index=ignore_index, smooth=smooth)(logits, masks))
+
+    def cases(self):
+        g = self.generator()
+        yield Case(*_logits_and_masks(g, 2, 3, 5, 4), label="logits (2, 3, 5, 4), no ignored pixel")
+        yield Case(*_logits_and_masks(g, 2, 4, 4, 4, ignored=6, absent=2),
+                   label="logits (2, 4, 4, 4), class 2 absent, 6 pixels with mask 255")
+        yield Case(*_logits_and_masks(g, 1, 2, 6, 6, ignored=12),
+                   label="logits (1, 2, 6, 6), 12 pixels with mask 255")
+        logits, masks = _logits_and_masks(g, 3, 3, 4, 4)
+        masks[0] = 0  # image 0 holds only background: per-image Dice would differ
+        yield Case(logits, masks, smooth=0.5,
+                   label="logits (3, 3, 4, 4), smooth=0.5, an image of background only")
+
+    def run(self, answer, case):
+        self._case = case
+        try:
+            return super().run(answer, case)
+        except (NotImplementedError, Incorrect):
+            raise
+        except Exception as error:
+            if (case.args[1] == IGNORE_INDEX).any():
+                raise Incorrect(
+                    f"Your code raised {type(error).__name__}: {str(error).splitlines()[0]}\n"
+                    "This case has pixels whose mask is 255 (ignore): `F.one_hot` cannot take "
+                    "255 with fewer classes. Replace them by 0 first (`masks.where(valid, 0)`), "
+                    "then zero them out of both the one-hot masks and the probabilities."
+                ) from None
+            raise
+
+    def compare(self, expected, got, name):
+        why = compare_values(expected, got, name, self.atol, self.rtol)
+        if why is None:
+            return None
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            return why
+        logits, masks = self._case.args
+        smooth = self._case.kwargs.get("smooth", 1.0)
+        notes = (
+            (dict(present_only=False), " Average over the classes PRESENT in the masks only: "
+             "an absent class has no overlap to score."),
+            (dict(use_ignore=False), " Ignored pixels (255) still count: zero them in the "
+             "probabilities too, not only in the one-hot masks."),
+            (dict(softmax=False), " Dice needs probabilities: apply `softmax(dim=1)` to the "
+             "logits first."),
+            (dict(per_image=True), " Sum over the whole batch (dims 0, 2, 3), not per image: "
+             "an image without a class would otherwise score 0/0 for it."),
+            (dict(smooth=1.0), " Use the `smooth` argument you were given."),
+        )
+        for kwargs, note in notes:
+            variant = _dice_variant(logits, masks, **{"smooth": smooth, **kwargs})
+            if variant is not None and _close(value, variant):
+                return why + note
+        return why
+
+
+def _dice_variant(logits, masks, smooth=1.0, present_only=True, use_ignore=True, softmax=True,
+                  per_image=False):
+    """Soft Dice computed right or with one typical mistake, to name the mistake."""
+    num_classes = logits.shape[1]
+    valid = (masks != IGNORE_INDEX).unsqueeze(1).float()
+    probs = logits.softmax(1) if softmax else logits
+    onehot = F.one_hot(masks.where(masks != IGNORE_INDEX, 0), num_classes)
+    onehot = onehot.permute(0, 3, 1, 2).float() * valid
+    if use_ignore:
+        probs = probs * valid
+    dims = (2, 3) if per_image else (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    card = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + smooth) / (card + smooth)
+    present = onehot.sum(dims) > 0 if present_only else torch.ones_like(dice, dtype=torch.bool)
+    if not present.any():
+        return None
+    return float((1 - dice)[present].mean())
+
+
+q1 = PixelCrossEntropy()
+q2 = MedianFrequencyWeights()
+q3 = SoftDiceLoss()
