@@ -393,8 +393,9 @@ class DatasetViewer(_Viewer):
     def _render(self) -> None:
         image, mask = self.sample()
         self.opacity.disabled = self.layout_toggle.value != "overlay"
-        self.title.value = (f"<b>{self.dataset.stems[self.index]}</b> &nbsp; sample {self.index + 1} of "
-                            f"{len(self.dataset)} &nbsp; {image.shape[1]}x{image.shape[0]} px")
+        self.title.value = (f"<b>{self.dataset.stems[self.index]}</b> &nbsp; index {self.index} "
+                            f"({len(self.dataset)} samples) &nbsp; "
+                            f"{image.shape[1]}x{image.shape[0]} px")
         self.counts.value = self._counts_table(mask)
         super()._render()
 
