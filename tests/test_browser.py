@@ -34,7 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOT = REPO / "test-artifacts" / "browser" / "viewer.png"
-TIMEOUT_MS = 30_000  # any single wait in the browser
+TIMEOUT_MS = 30_000  # any single wait in the browser ...
+WIDGET_TIMEOUT_MS = 90_000  # ... but the first output, which waits for torch to import
 SERVER_START_S = 60
 
 
@@ -66,6 +67,11 @@ def _lab_environment(tmp: Path) -> dict[str, str]:
     notification.mkdir(parents=True)
     (notification / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Start the notebook's kernel without asking ("Select Kernel" dialog).
+    tracker = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"autoStartDefaultKernel": True}))
     # The kernel runs this environment's python (the one with segtutor installed).
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MPLBACKEND", None)  # let the kernel use its inline backend, as for a learner
@@ -84,19 +90,6 @@ def _wait_for_server(url: str, server: subprocess.Popen, log: Path) -> None:
         except OSError:
             time.sleep(0.3)
     pytest.fail(f"JupyterLab did not answer within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
-
-
-def _wait_accepting_dialogs(page, target, timeout_s: float = TIMEOUT_MS / 1000) -> None:
-    """Wait until `target` is visible, pressing the default button of any dialog on the way
-    (JupyterLab may ask which kernel to start for a notebook it has not seen before)."""
-    accept = page.locator(".jp-Dialog .jp-mod-accept")
-    deadline = time.monotonic() + timeout_s
-    while not target.is_visible():
-        if accept.count() and accept.first.is_visible():
-            accept.first.click()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{target} not visible after {timeout_s:.0f} s")
-        page.wait_for_timeout(250)
 
 
 def _stop(server: subprocess.Popen) -> None:
@@ -150,13 +143,13 @@ def test_dataset_viewer_in_jupyterlab(tmp_path):
             try:
                 page.goto(f"{url}/lab/tree/{NOTEBOOK}")
 
-                # The kernel is up when the notebook's execution indicator says idle.
-                page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+                # The kernel is up (and connected) when the status bar says so.
+                page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
                 page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
                 page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
 
                 image = page.locator(".jp-OutputArea-output img.widget-image")
-                _wait_accepting_dialogs(page, image)
+                image.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)  # imports torch
                 page.wait_for_function(
                     "() => { const i = document.querySelector('img.widget-image');"
                     " return i && i.complete && i.naturalWidth > 0; }")
