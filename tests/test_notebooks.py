@@ -110,7 +110,9 @@ def test_only_public_segtutor_names(path: Path):
                 public = set(getattr(module, "__all__", []))
                 for alias in node.names:
                     name = alias.name
-                    is_submodule = importlib.util.find_spec(f"{node.module}.{name}") is not None
+                    is_submodule = hasattr(module, "__path__") and (
+                        importlib.util.find_spec(f"{node.module}.{name}") is not None
+                    )
                     assert name in public or is_submodule, (
                         f"{path.name} imports {node.module}.{name}, which is not in its __all__"
                     )
