@@ -1,0 +1,315 @@
+"""Exercises of 06_visualisation.ipynb: colour masks, count errors, find the worst images, overlay.
+
+In the notebook: `from segtutor.exercises import ex06 as ex`, then `ex.q1.check(colorize_mask)`,
+`ex.q2.check(error_counts)`, `ex.q3.check(worst_k_indices)`, `ex.q4.check(overlay_mask)`;
+`ex.qN.hint()`, `ex.qN.solution()`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from segtutor.exercises.core import Case, Incorrect, Question, compare_tensors, compare_values
+from segtutor.settings import IGNORE_INDEX
+from segtutor.viz import overlay
+
+__all__ = ["q1", "q2", "q3", "q4"]
+
+_PALETTES = {
+    3: [(0, 0, 0), (230, 159, 0), (86, 180, 233)],
+    4: [(0, 0, 0), (230, 159, 0), (86, 180, 233), (0, 158, 115)],
+    5: [(10, 10, 10), (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66)],
+}
+
+
+def _mask(g, shape, num_classes, ignored=0):
+    mask = torch.randint(0, num_classes, shape, generator=g)
+    if ignored:
+        flat = mask.view(-1)
+        flat[torch.randperm(flat.numel(), generator=g)[:ignored]] = IGNORE_INDEX
+    return mask
+
+
+def _as_numpy(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# q1: a mask in colour
+
+
+class ColorizeMask(Question):
+    title = "Colour a mask: class c as palette[c], ignored pixels (255) as ignore_color"
+    hints = (
+        "Build a lookup table: a uint8 array of 256 colours, `lut = np.zeros((256, 3), "
+        "np.uint8)`, with `lut[:len(palette)] = palette` and `lut[255] = ignore_color`.",
+        "Indexing the table with the whole mask, `lut[mask]`, gives `(H, W, 3)` in one step "
+        "(convert a tensor mask with `np.asarray(mask)` first).",
+    )
+    solution_code = (
+        "def colorize_mask(mask, palette, ignore_color=(255, 255, 255)):\n"
+        "    lut = np.zeros((256, 3), dtype=np.uint8)    # one colour per possible value\n"
+        "    lut[: len(palette)] = palette\n"
+        "    lut[255] = ignore_color\n"
+        "    return lut[np.asarray(mask)]                  # (H, W, 3) uint8"
+    )
+    allow_numpy = True
+
+    def reference(self, mask, palette, ignore_color=(255, 255, 255)):
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[: len(palette)] = palette
+        lut[IGNORE_INDEX] = ignore_color
+        return lut[np.asarray(mask)]
+
+    def cases(self):
+        g = self.generator()
+        yield Case(_mask(g, (4, 5), 3), _PALETTES[3], label="a 4x5 mask, 3 classes, no 255")
+        yield Case(_mask(g, (6, 6), 4, ignored=7), _PALETTES[4],
+                   label="a 6x6 mask, 4 classes, 7 pixels of 255")
+        yield Case(_mask(g, (3, 7), 5, ignored=4), _PALETTES[5], ignore_color=(255, 0, 255),
+                   label="a 3x7 mask, 5 classes, 4 pixels of 255, ignore_color=(255, 0, 255)")
+
+    def run(self, answer, case):
+        self._case = case
+        try:
+            return super().run(answer, case)
+        except (NotImplementedError, Incorrect):
+            raise
+        except IndexError as error:
+            raise Incorrect(
+                f"Your code raised IndexError: {str(error).splitlines()[0]}\n"
+                "The mask holds 255 (ignore), which is not a class: `palette[255]` does not "
+                "exist. Give 255 its own colour, `ignore_color`."
+            ) from None
+
+    def compare(self, expected, got, name):
+        got_np = _as_numpy(got)
+        if isinstance(got_np, np.ndarray) and got_np.shape == (3, *expected.shape[:2]):
+            return (f"`{name}` has shape {got_np.shape}; matplotlib's `imshow` wants colours "
+                    f"last, `(H, W, 3)` = {expected.shape}.")
+        if isinstance(got_np, np.ndarray) and got_np.dtype != np.uint8 and \
+                got_np.shape == expected.shape:
+            scaled = " (values in 0..1?)" if got_np.max() <= 1 else ""
+            return (f"`{name}` has dtype {got_np.dtype}{scaled}; expected uint8 colours 0..255. "
+                    "Build the table with `dtype=np.uint8`.")
+        why = compare_values(expected, got_np, name, allow_numpy=True)
+        if why is None:
+            return None
+        mask = np.asarray(self._case.args[0])
+        ignored = mask == IGNORE_INDEX
+        if isinstance(got_np, np.ndarray) and got_np.shape == expected.shape and ignored.any():
+            right_elsewhere = np.array_equal(got_np[~ignored], expected[~ignored])
+            if right_elsewhere:
+                color = self._case.kwargs.get("ignore_color", (255, 255, 255))
+                return why + (f" The classes are right, but the pixels of 255 should be "
+                              f"`ignore_color` = {tuple(color)}; use the argument.")
+        return why
+
+
+q1 = ColorizeMask()
+
+
+# ----------------------------------------------------------------------------------------------
+# q2: false positives and false negatives of one object class
+
+
+class ErrorCounts(Question):
+    title = "Count false positives and false negatives of a binary prediction (255 skipped)"
+    hints = (
+        "Class 1 is the object, class 0 the background. A false positive is predicted 1 where "
+        "the mask says 0; a false negative is predicted 0 where the mask says 1.",
+        "Compare with the mask's values explicitly (`mask == 0`, `mask == 1`): then the pixels "
+        "whose mask is `ignore_index` are in neither count. Return two ints: `int(x.sum())`.",
+    )
+    solution_code = (
+        "def error_counts(pred, mask, ignore_index=255):\n"
+        "    false_positives = int(((pred == 1) & (mask == 0)).sum())\n"
+        "    false_negatives = int(((pred == 0) & (mask == 1)).sum())\n"
+        "    return false_positives, false_negatives"
+    )
+
+    def reference(self, pred, mask, ignore_index=IGNORE_INDEX):
+        valid = mask != ignore_index
+        fp = int(((pred == 1) & (mask == 0) & valid).sum())
+        fn = int(((pred == 0) & (mask == 1) & valid).sum())
+        return fp, fn
+
+    def cases(self):
+        g = self.generator()
+        yield Case(_mask(g, (5, 6), 2), _mask(g, (5, 6), 2), label="a 5x6 pair, no 255")
+        yield Case(_mask(g, (8, 8), 2), _mask(g, (8, 8), 2, ignored=10),
+                   label="an 8x8 pair, 10 mask pixels of 255")
+        pred = torch.zeros(4, 6, dtype=torch.int64)
+        pred[:, :2] = 1
+        mask = torch.zeros(4, 6, dtype=torch.int64)
+        mask[1:, 1:4] = 1
+        mask[0, :] = IGNORE_INDEX
+        yield Case(pred, mask, label="a 4x6 pair: object on the left, first mask row all 255")
+
+    def run(self, answer, case):
+        self._case = case
+        return super().run(answer, case)
+
+    def compare(self, expected, got, name):
+        if isinstance(got, list):
+            got = tuple(got)
+        why = compare_values(expected, got, name)
+        if why is None:
+            return None
+        try:
+            values = tuple(int(v) for v in got)
+        except (TypeError, ValueError):
+            return why
+        pred, mask = self._case.args[:2]
+        if values == expected[::-1] and expected[0] != expected[1]:
+            return why + (" The two are swapped: false positives (predicted object, truly "
+                          "background) first, then false negatives.")
+        loose = (int(((pred == 1) & (mask != 1)).sum()), int(((pred == 0) & (mask != 0)).sum()))
+        if values[0] == loose[0] != expected[0] or values[1] == loose[1] != expected[1]:
+            return why + (" Pixels whose mask is ignore_index (255) were counted as errors: "
+                          "they are neither background nor object, so leave them out.")
+        return why
+
+
+q2 = ErrorCounts()
+
+
+# ----------------------------------------------------------------------------------------------
+# q3: the worst images
+
+
+class WorstKIndices(Question):
+    title = "Indices of the k lowest per-image IoUs, lowest first, NaN skipped"
+    hints = (
+        "NaN means the image had nothing to score; it must never be among the worst. Keep the "
+        "indices whose IoU is not NaN: `(~per_image_iou.isnan()).nonzero()`.",
+        "Sort those by their IoU (`argsort`), lowest first, and keep at most k. Return a list "
+        "of Python ints (`.tolist()`).",
+    )
+    solution_code = (
+        "def worst_k_indices(per_image_iou, k):\n"
+        "    measured = (~per_image_iou.isnan()).nonzero().squeeze(1)    # indices, (M,)\n"
+        "    order = per_image_iou[measured].argsort()                   # lowest first\n"
+        "    return measured[order][:k].tolist()"
+    )
+
+    def reference(self, per_image_iou, k):
+        scores = [(v, i) for i, v in enumerate(per_image_iou.tolist()) if not math.isnan(v)]
+        return [i for _, i in sorted(scores)[:k]]
+
+    def cases(self):
+        g = self.generator()
+        yield Case(torch.rand(8, generator=g, dtype=torch.float64), 3,
+                   label="8 IoUs, none NaN, k=3")
+        ious = torch.rand(10, generator=g, dtype=torch.float64)
+        ious[[0, 4, 7]] = math.nan
+        yield Case(ious, 4, label=f"10 IoUs with NaN at 0, 4 and 7, k=4: "
+                                  f"{[round(v, 2) for v in ious.tolist()]}")
+        ious = torch.tensor([math.nan, 0.4, math.nan, 0.1, math.nan], dtype=torch.float64)
+        yield Case(ious, 3, label="[nan, 0.4, nan, 0.1, nan], k=3: only 2 images measured")
+
+    def run(self, answer, case):
+        self._case = case
+        return super().run(answer, case)
+
+    def compare(self, expected, got, name):
+        if isinstance(got, torch.Tensor | np.ndarray):
+            got = got.tolist()
+        if isinstance(got, tuple):
+            got = list(got)
+        ious, k = self._case.args
+        if isinstance(got, list) and got and all(isinstance(v, float) for v in got):
+            return (f"`{name}` holds floats ({got[0]:.4g}, ...): those look like IoU values. "
+                    "Return the indices of the images (their positions), as ints.")
+        why = compare_values(expected, got, name)
+        if why is None:
+            return None
+        if not isinstance(got, list) or not all(isinstance(v, int) for v in got):
+            return why
+        if any(math.isnan(ious[i]) for i in got if 0 <= i < len(ious)):
+            return why + (" It holds images whose IoU is NaN (nothing to score): skip them; "
+                          "NaN is neither good nor bad.")
+        measured = [i for i in range(len(ious)) if not math.isnan(ious[i])]
+        best = sorted(measured, key=lambda i: -ious[i].item())[:k]
+        if got == best or got == expected[::-1]:
+            return why + " Those are the best images, or the worst in reverse: lowest IoU first."
+        if len(got) != len(expected):
+            return why + f" Return at most k={k} indices (fewer if fewer images are measured)."
+        return why
+
+
+q3 = WorstKIndices()
+
+
+# ----------------------------------------------------------------------------------------------
+# q4: an overlay
+
+
+class OverlayMask(Question):
+    title = "Blend the object classes of a mask into an image (background and 255 untouched)"
+    hints = (
+        "Colour the mask first (your `colorize_mask`, or a lookup table), as float.",
+        "Only the object pixels change: `tint = (mask != 0) & (mask != 255)`. There, "
+        "`(1 - alpha) * image + alpha * colours`; elsewhere the image as it is.",
+        "Round and return uint8 `(H, W, 3)`: `out.round().astype(np.uint8)`.",
+    )
+    solution_code = (
+        "def overlay_mask(image, mask, palette, alpha=0.5):\n"
+        "    mask = np.asarray(mask)\n"
+        "    colors = np.zeros((256, 3))\n"
+        "    colors[: len(palette)] = palette\n"
+        "    colors = colors[mask]                               # (H, W, 3) float\n"
+        "    tint = (mask != 0) & (mask != 255)                  # objects only, (H, W)\n"
+        "    out = image.astype(np.float64)\n"
+        "    out[tint] = (1 - alpha) * out[tint] + alpha * colors[tint]\n"
+        "    return out.round().astype(np.uint8)"
+    )
+
+    def reference(self, image, mask, palette, alpha=0.5):
+        return overlay(image, mask, palette, alpha)
+
+    def cases(self):
+        g = self.generator()
+
+        def image(h, w):
+            return torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8).numpy()
+
+        yield Case(image(4, 5), _mask(g, (4, 5), 3), _PALETTES[3], 0.5,
+                   label="a 4x5 image and mask, 3 classes, alpha 0.5")
+        yield Case(image(6, 6), _mask(g, (6, 6), 4, ignored=5), _PALETTES[4], 0.3,
+                   label="a 6x6 image and mask with 5 pixels of 255, alpha 0.3")
+
+    def run(self, answer, case):
+        self._case = case
+        return super().run(answer, case)
+
+    def compare(self, expected, got, name):
+        got_np = _as_numpy(got)
+        if not isinstance(got_np, np.ndarray) or got_np.shape != expected.shape:
+            return compare_values(expected, got_np, name, allow_numpy=True)
+        if got_np.dtype != np.uint8:
+            return (f"`{name}` has dtype {got_np.dtype}; expected uint8 (round, then "
+                    "`.astype(np.uint8)`).")
+        diff = np.abs(got_np.astype(int) - expected.astype(int))
+        if diff.max() <= 1:  # truncating instead of rounding is fine
+            return None
+        why = compare_tensors(expected, got_np, name)
+        image, mask, palette, alpha = self._case.args
+        mask = np.asarray(mask)
+        objects = (mask != 0) & (mask != IGNORE_INDEX)
+        swapped = overlay(image, mask, palette, 1 - alpha).astype(int)
+        if np.abs(got_np.astype(int) - swapped).max() <= 1:
+            return why + (" alpha is the weight of the MASK's colour: "
+                          "`(1 - alpha) * image + alpha * colours`.")
+        if not np.array_equal(got_np[~objects], image[~objects]):
+            return why + (" Background pixels (class 0) and ignored pixels (255) must keep the "
+                          "image's own colours: tint the object classes only.")
+        return why
+
+
+q4 = OverlayMask()
