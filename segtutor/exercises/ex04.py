@@ -1,0 +1,516 @@
+"""Exercises of 04_training.ipynb: one training epoch, early stopping, atomic saving, one-cycle lr.
+
+In the notebook: `from segtutor.exercises import ex04 as ex`, then
+`ex.q1.check(train_one_epoch)`, `ex.q2.check(should_stop)`, `ex.q3.check(atomic_save)`,
+`ex.q4.check(onecycle_lr)`; `ex.qN.hint()`, `ex.qN.solution()`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from unittest import mock
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from segtutor.exercises.core import (
+    Case,
+    Incorrect,
+    Question,
+    _check_callable_with,
+    compare_values,
+)
+from segtutor.train import TrainConfig, scheduled_lr
+
+__all__ = ["q1", "q2", "q3", "q4"]
+
+
+# ----------------------------------------------------------------------------------------------
+# q1: one epoch of training
+
+
+class _TinyNet(nn.Module):
+    """A 2-layer segmentation net with BatchNorm: its output depends on train/eval mode."""
+
+    def __init__(self, num_classes: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = nn.BatchNorm2d(4)
+        self.head = nn.Conv2d(4, num_classes, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.norm(self.conv(images))))  # (N, C, H, W)
+
+
+def _setup(seed: int, num_images: int, batch_size: int, optimizer: str):
+    """A fresh tiny model (in eval mode, as after validation), loader, optimizer and loss."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = _TinyNet()
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(num_images, 3, 6, 6, generator=g)  # (N, 3, 6, 6)
+    masks = torch.randint(0, 3, (num_images, 6, 6), generator=g)  # (N, 6, 6) int64
+    loader = DataLoader(TensorDataset(images, masks), batch_size=batch_size, shuffle=False)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    model.eval()
+    return model, loader, opt, nn.CrossEntropyLoss()
+
+
+def _reference_epoch(model, loader, optimizer, loss_fn, *, train=True, zero_grad=True,
+                     step=True, average="images"):
+    """One epoch done right, or with one typical mistake (to name that mistake)."""
+    if train:
+        model.train()
+    total, num_images, batch_losses = 0.0, 0, []
+    for images, masks in loader:
+        logits = model(images)
+        loss = loss_fn(logits, masks)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if step:
+            optimizer.step()
+        total += loss.item() * images.shape[0]
+        num_images += images.shape[0]
+        batch_losses.append(loss.item())
+    if average == "batches":
+        return sum(batch_losses) / len(batch_losses)
+    if average == "sum":
+        return sum(batch_losses)
+    if average == "last":
+        return batch_losses[-1]
+    return total / num_images
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5, rtol=1e-4) for k in a)
+
+
+class TrainOneEpoch(Question):
+    title = "One epoch of training that returns the mean loss per image"
+    hints = (
+        "Start with `model.train()`: the model may arrive in eval mode (after validation), and "
+        "BatchNorm behaves differently in the two modes.",
+        "For each batch: `logits = model(images)`, `loss = loss_fn(logits, masks)`, then "
+        "`optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`. Without `zero_grad` "
+        "the gradients of every batch so far add up.",
+        "The last batch can be smaller. Add `loss.item() * images.shape[0]` per batch and divide "
+        "by the number of images, not by the number of batches.",
+    )
+    solution_code = (
+        "def train_one_epoch(model, loader, optimizer, loss_fn):\n"
+        "    device = next(model.parameters()).device\n"
+        "    model.train()\n"
+        "    loss_sum, num_images = 0.0, 0\n"
+        "    for images, masks in loader:\n"
+        "        images, masks = images.to(device), masks.to(device)  # (N, 3, H, W), (N, H, W)\n"
+        "        logits = model(images)                                # (N, C, H, W)\n"
+        "        loss = loss_fn(logits, masks)\n"
+        "        optimizer.zero_grad()\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "        loss_sum += loss.item() * images.shape[0]\n"
+        "        num_images += images.shape[0]\n"
+        "    return loss_sum / num_images"
+    )
+    check_inplace = False
+
+    def reference(self, seed, num_images, batch_size, optimizer):
+        model, loader, opt, loss_fn = _setup(seed, num_images, batch_size, optimizer)
+        loss = _reference_epoch(model, loader, opt, loss_fn)
+        return {"loss": loss, "state": _state(model)}
+
+    def cases(self):
+        yield Case(0, 8, 3, "sgd", label="a tiny net with BatchNorm, 8 images in batches of "
+                   "3, 3, 2, SGD with momentum; the model arrives in eval mode")
+        yield Case(1, 10, 4, "adam", label="a tiny net with BatchNorm, 10 images in batches of "
+                   "4, 4, 2, Adam; the model arrives in eval mode")
+
+    def run(self, answer, case):
+        self._case = case
+        model, loader, opt, loss_fn = _setup(*case.args)
+        _check_callable_with(answer, Case(model, loader, opt, loss_fn))
+        loss = answer(model, loader, opt, loss_fn)
+        if loss is None:
+            raise Incorrect("Your function returned None: return the mean training loss.")
+        return {"loss": loss, "state": _state(model)}
+
+    def _variant(self, **mistake):
+        model, loader, opt, loss_fn = _setup(*self._case.args)
+        loss = _reference_epoch(model, loader, opt, loss_fn, **mistake)
+        return loss, _state(model)
+
+    def compare(self, expected, got, name):
+        if not _same_state(expected["state"], got["state"]):
+            notes = (
+                (dict(step=False), "The weights did not change: call `optimizer.step()` after "
+                 "`loss.backward()`."),
+                (dict(zero_grad=False), "Call `optimizer.zero_grad()` for every batch: without "
+                 "it, each step uses the sum of the gradients of all the batches so far."),
+                (dict(train=False), "Call `model.train()` first: the model arrived in eval mode "
+                 "(as it is after validation), so BatchNorm used its running statistics and "
+                 "did not update them."),
+            )
+            for mistake, note in notes:
+                if _same_state(self._variant(**mistake)[1], got["state"]):
+                    return f"The weights after one epoch differ from the reference. {note}"
+            for key, value in expected["state"].items():
+                if not torch.allclose(value.float(), got["state"][key].float(), atol=1e-5,
+                                      rtol=1e-4):
+                    diff = (value.float() - got["state"][key].float()).abs().max().item()
+                    return (
+                        f"The weights after one epoch differ from the reference (e.g. `{key}`, "
+                        f"by up to {diff:.3g}). One forward, loss, zero_grad, backward and step "
+                        "per batch, in the order of the loader."
+                    )
+        why = compare_values(expected["loss"], got["loss"], "the returned loss", self.atol,
+                             self.rtol)
+        if why is None:
+            return None
+        try:
+            value = float(got["loss"])
+        except (TypeError, ValueError, RuntimeError):
+            return why
+        notes = (
+            ("batches", " That is the mean of the batch losses: the last batch is smaller, so "
+             "weight each batch by its number of images (`loss.item() * images.shape[0]`) and "
+             "divide by the number of images."),
+            ("sum", " That is the sum of the batch losses: return the mean per image."),
+            ("last", " That is the loss of the last batch only: return the mean over the epoch."),
+        )
+        for average, note in notes:
+            if math.isclose(value, self._variant(average=average)[0], rel_tol=1e-4, abs_tol=1e-6):
+                return why + note
+        return why
+
+
+# ----------------------------------------------------------------------------------------------
+# q2: early stopping
+
+
+def _should_stop(val_mious, patience, *, ties_improve=False, versus="best", slack=0,
+                 higher_is_better=True):
+    """The rule of `fit`, or one typical mistake: count epochs since the last improvement."""
+    best, bad, previous = -math.inf, 0, None
+    for value in val_mious:
+        score = value if higher_is_better else -value
+        reference = best if versus == "best" else (previous if previous is not None else -math.inf)
+        improved = score >= reference if ties_improve else score > reference
+        if improved:
+            bad = 0
+        else:
+            bad += 1
+        best = max(best, score)
+        previous = score
+    return bad >= patience + slack
+
+
+class ShouldStop(Question):
+    title = "Early stopping: stop after `patience` epochs without a better val mIoU"
+    hints = (
+        "Keep the best val mIoU seen so far and count the epochs since it last improved.",
+        "An epoch improves only if its mIoU is strictly higher than the best BEFORE it: a tie "
+        "is no improvement, and beating the previous epoch is not enough.",
+        "Stop (return True) when that count reaches `patience`; an empty history never stops.",
+    )
+    solution_code = (
+        "def should_stop(val_mious, patience):\n"
+        "    best, epochs_without_gain = -math.inf, 0\n"
+        "    for miou in val_mious:\n"
+        "        if miou > best:\n"
+        "            best, epochs_without_gain = miou, 0\n"
+        "        else:\n"
+        "            epochs_without_gain += 1\n"
+        "    return epochs_without_gain >= patience"
+    )
+
+    def reference(self, val_mious, patience):
+        return _should_stop(val_mious, patience)
+
+    def cases(self):
+        yield Case([0.20, 0.35, 0.41, 0.44], 2)  # still improving
+        yield Case([0.20, 0.50, 0.45, 0.48], 2)  # 0.48 beats the previous epoch, not the best
+        yield Case([0.30, 0.50, 0.40], 2)  # one bad epoch only
+        yield Case([0.30, 0.50, 0.50, 0.50], 2)  # ties are no improvement
+        yield Case([0.60, 0.50, 0.40], 2)  # best at the first epoch
+        yield Case([0.10], 1)
+        yield Case([], 3)
+        yield Case([0.50, 0.40, 0.45, 0.55, 0.50, 0.52, 0.51], 3)
+        yield Case([0.50, 0.40, 0.45, 0.55, 0.50, 0.52], 3)
+
+    def run(self, answer, case):
+        self._answer = answer
+        return super().run(answer, case)
+
+    def compare(self, expected, got, name):
+        why = compare_values(expected, got, name)
+        if why is None:
+            return None
+        # A yes/no answer matches many mistakes on one case: name the mistake that explains the
+        # learner's answers on every case.
+        answers = []
+        for case in self.cases():
+            try:
+                answers.append(bool(self._answer(list(case.args[0]), case.args[1])))
+            except Exception:
+                return why
+        notes = (
+            (dict(higher_is_better=False), " A higher mIoU is better (unlike a loss): an epoch "
+             "improves when its mIoU is above the best so far."),
+            (dict(versus="previous"), " Compare each epoch with the BEST mIoU so far, not with the "
+             "epoch before it: getting back up towards the best is not an improvement."),
+            (dict(ties_improve=True), " A tie with the best is no improvement: use `>`, not `>=`."),
+            (dict(slack=1), " Off by one: stop as soon as `patience` epochs in a row brought no "
+             "improvement (`>= patience`)."),
+            (dict(slack=-1), " Off by one: stop after `patience` epochs without improvement, "
+             "not `patience - 1`."),
+        )
+        for mistake, note in notes:
+            if answers == [_should_stop(*c.args, **mistake) for c in self.cases()]:
+                return why + note
+        return why
+
+
+# ----------------------------------------------------------------------------------------------
+# q3: atomic save
+
+
+class _SimulatedCrash(OSError):
+    pass
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+class AtomicSave(Question):
+    title = "Save a checkpoint atomically: a temporary file, then `os.replace`"
+    hints = (
+        "Never write to `path` directly: a crash halfway leaves half a file where the last good "
+        "checkpoint was.",
+        "`fd, tmp = tempfile.mkstemp(dir=path.parent)` makes a temporary file in the SAME folder "
+        "(`os.replace` is atomic only within one file system). Write it with `torch.save(obj, f)` "
+        "on `os.fdopen(fd, 'wb')`, then `os.replace(tmp, path)`.",
+        "If anything fails, delete the temporary file and re-raise: wrap the write in "
+        "`try: ... except BaseException: Path(tmp).unlink(missing_ok=True); raise`.",
+    )
+    solution_code = (
+        "def atomic_save(obj, path):\n"
+        "    path = Path(path)\n"
+        "    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')\n"
+        "    try:\n"
+        "        with os.fdopen(fd, 'wb') as f:\n"
+        "            torch.save(obj, f)\n"
+        "        os.replace(tmp, path)  # atomic: path is the old file or the new one, never half\n"
+        "    except BaseException:\n"
+        "        Path(tmp).unlink(missing_ok=True)\n"
+        "        raise"
+    )
+    check_inplace = False
+
+    def reference(self, obj, label):
+        return "ok"
+
+    def cases(self):
+        g = self.generator()
+        yield Case({"model_state": {"w": torch.randn(3, 2, generator=g)}, "epoch": 4},
+                   "a new file", label="a dict of tensors, saved to a new file")
+        yield Case({"model_state": {"w": torch.randn(4, generator=g)}, "epoch": 7},
+                   "an existing file", label="a dict of tensors, saved over an older checkpoint")
+
+    def run(self, answer, case):
+        obj, label = case.args
+        old = {"model_state": {"w": torch.zeros(2)}, "epoch": 1}
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "run"
+            folder.mkdir()
+            path = folder / "best.pt"
+            if label == "an existing file":
+                torch.save(old, path)
+            _check_callable_with(answer, Case(obj, path))
+            answer(obj, path)
+            self._check_written(folder, path, obj)
+            if label == "an existing file":
+                self._check_crash(answer, folder, path, obj)
+        return "ok"
+
+    @staticmethod
+    def _check_written(folder: Path, path: Path, obj) -> None:
+        if not path.is_file():
+            raise Incorrect(f"After `atomic_save(obj, path)` there is no file at `path` "
+                            f"(the folder holds {_listing(folder)}).")
+        try:
+            loaded = torch.load(path, weights_only=True)
+        except Exception as error:
+            raise Incorrect(
+                f"The file at `path` does not load with `torch.load(path, weights_only=True)` "
+                f"({type(error).__name__}: {str(error).splitlines()[0]}). Save `obj` itself "
+                "with `torch.save`."
+            ) from None
+        if why := compare_values(obj, loaded, "the loaded file"):
+            raise Incorrect(why)
+        if _listing(folder) != [path.name]:
+            raise Incorrect(f"After saving, the folder holds {_listing(folder)}: the temporary "
+                            "file should have been renamed to `path`, leaving nothing else.")
+
+    @staticmethod
+    def _check_crash(answer, folder: Path, path: Path, good) -> None:
+        """Save again with a `torch.save` that writes half a file, then fails."""
+        real_save, seen = torch.save, []
+
+        def crashing_save(obj, f, *args, **kwargs):
+            seen.append((f, _listing(folder)))  # the temporary file already exists: where?
+            buffer = io.BytesIO()
+            real_save(obj, buffer)
+            half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+            if isinstance(f, (str, os.PathLike)):
+                Path(f).write_bytes(half)
+            else:
+                f.write(half)
+                f.flush()
+            raise _SimulatedCrash("simulated crash halfway through torch.save")
+
+        newer = {"model_state": {"w": torch.ones(5)}, "epoch": 9}
+        with mock.patch.object(torch, "save", crashing_save):
+            try:
+                answer(newer, path)
+            except _SimulatedCrash:
+                pass
+            else:
+                if seen:
+                    raise Incorrect("When `torch.save` failed halfway, your function did not "
+                                    "raise: re-raise the error (after cleaning up) so the "
+                                    "caller knows the save failed.")
+        if not seen:
+            raise Incorrect("Your function does not call `torch.save` (we simulate a crash "
+                            "inside it): write `obj` with `torch.save` to a temporary file.")
+        target, listing = seen[0]
+        name = target if isinstance(target, (str, os.PathLike)) else getattr(target, "name", None)
+        if isinstance(name, (str, os.PathLike)):
+            written = Path(name).resolve()
+        else:  # a file object opened from a descriptor (os.fdopen): look for it in the folder
+            new_files = [n for n in listing if n != path.name]
+            written = (folder / new_files[0]).resolve() if new_files else None
+        if written == path.resolve():
+            raise Incorrect(
+                "A crash halfway through `torch.save` left a damaged file at `path`, where the "
+                "previous checkpoint was: write to a temporary file first, then `os.replace` it "
+                "onto `path` once it is complete."
+            )
+        if written is None or written.parent != folder.resolve():
+            raise Incorrect(
+                "The temporary file is not in the folder of `path`: `os.replace` is atomic "
+                "only within one file system, so create it next to the target "
+                "(`tempfile.mkstemp(dir=path.parent)`)."
+            )
+        try:
+            loaded = torch.load(path, weights_only=True)
+        except Exception:
+            raise Incorrect("After a crash halfway through the save, `path` no longer loads: "
+                            "the previous checkpoint must stay intact until the new one is "
+                            "complete.") from None
+        if compare_values(good, loaded, "the file"):
+            raise Incorrect("After a crash halfway through the save, `path` no longer holds the "
+                            "previous checkpoint.")
+        if _listing(folder) != [path.name]:
+            raise Incorrect(
+                f"After a crash halfway through the save the folder holds {_listing(folder)}: "
+                "delete the temporary file when the save fails "
+                "(`except BaseException: Path(tmp).unlink(missing_ok=True); raise`)."
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# q4: the one-cycle learning rate
+
+
+def _onecycle_variant(step, total_steps, max_lr, shape="cosine", warmup=0.3, start_div=25.0,
+                      end_div=25e4):
+    p = min(max(step / total_steps, 0.0), 1.0)
+    start, end = max_lr / start_div if start_div else 0.0, max_lr / end_div if end_div else 0.0
+
+    def between(a, b, t):
+        if shape == "linear":
+            return a + (b - a) * t
+        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))
+
+    if warmup and p < warmup:
+        return between(start, max_lr, p / warmup)
+    return between(max_lr, end, (p - warmup) / (1 - warmup))
+
+
+class OneCycleLr(Question):
+    title = "The one-cycle learning rate at step `step` of `total_steps`"
+    hints = (
+        "Progress `p = step / total_steps`. The first 30% warm up from `max_lr / 25` to "
+        "`max_lr`; the rest come down from `max_lr` to `max_lr / 25e4`.",
+        "Both halves follow half a cosine, not a straight line: from `a` to `b` over `t` in "
+        "[0, 1], `b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))`.",
+        "In the second half, `t = (p - 0.3) / 0.7`.",
+    )
+    solution_code = (
+        "def onecycle_lr(step, total_steps, max_lr):\n"
+        "    p = step / total_steps\n"
+        "    start, end = max_lr / 25, max_lr / 25e4\n"
+        "    def cosine(a, b, t):  # from a (t = 0) to b (t = 1)\n"
+        "        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))\n"
+        "    if p < 0.3:\n"
+        "        return cosine(start, max_lr, p / 0.3)\n"
+        "    return cosine(max_lr, end, (p - 0.3) / 0.7)"
+    )
+    rtol = 1e-6
+    atol = 1e-12
+
+    def reference(self, step, total_steps, max_lr):
+        config = replace(TrainConfig(), lr=max_lr, scheduler="onecycle")
+        return scheduled_lr(config, step / total_steps)
+
+    def cases(self):
+        for step, total, max_lr in ((0, 100, 1e-2), (15, 100, 1e-2), (30, 100, 1e-2),
+                                    (64, 200, 3e-3), (100, 100, 1e-2), (7, 40, 1e-3),
+                                    (390, 400, 3e-3)):
+            yield Case(step, total, max_lr)
+
+    def run(self, answer, case):
+        self._case = case
+        return super().run(answer, case)
+
+    def compare(self, expected, got, name):
+        why = compare_values(expected, got, name, self.atol, self.rtol)
+        if why is None:
+            return None
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            return why
+        notes = (
+            (dict(shape="linear"), " The lr should follow half a cosine in each phase, not a "
+             "straight line."),
+            (dict(warmup=0), " There is no warm-up: the first 30% of the steps should climb from "
+             "`max_lr / 25` to `max_lr`."),
+            (dict(start_div=0), " The warm-up starts at `max_lr / 25`, not at 0."),
+            (dict(end_div=0), " The schedule ends at `max_lr / 25e4`, not at 0."),
+        )
+        for mistake, note in notes:
+            if math.isclose(value, _onecycle_variant(*self._case.args, **mistake), rel_tol=1e-6):
+                return why + note
+        return why
+
+
+q1 = TrainOneEpoch()
+q2 = ShouldStop()
+q3 = AtomicSave()
+q4 = OneCycleLr()
