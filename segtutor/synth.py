@@ -20,6 +20,7 @@ Introduced in the data notebook.
 from __future__ import annotations
 
 import argparse
+import colorsys
 import json
 import re
 import time
@@ -51,7 +52,8 @@ DATASETS = {
         "class_names": ["background", "disc", "bar", "ring"],
         "palette": [BLACK, ORANGE, SKY_BLUE, GREEN],
         "description": "Discs, bars and rings on textured backgrounds with clutter triangles "
-        "(labelled background); colour does not identify the class, shape does. "
+        "(labelled background); colour tells warm from cool objects, only shape tells a disc "
+        "from a ring or a triangle. "
         "255 marks a 1-pixel band along object edges.",
     },
     "cells": {
@@ -124,9 +126,28 @@ def _rotated(ys: np.ndarray, xs: np.ndarray, cy: float, cx: float, angle: float)
     return c * dx + s * dy, -s * dx + c * dy
 
 
-def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    # One distribution for every class and for the background: colour carries no label.
-    return rng.uniform(30, 225, size=3).astype(np.float32)
+def _random_colour(rng: np.random.Generator, family: str = "any") -> np.ndarray:
+    """An RGB colour (float32, 0..255) from a family of hues, like the typical look of a class.
+
+    "muted" (greyish, any hue) is the background's; "warm" (red to yellow) is shared by discs,
+    rings and half of the triangles; "cool" (cyan to blue) by bars and the other triangles. So
+    colour says roughly *what kind* of thing a pixel belongs to, never which class: a disc, a
+    ring and a warm triangle look alike until you see their shapes.
+    """
+    if family == "any":
+        return rng.uniform(30, 225, size=3).astype(np.float32)
+    hue_range, saturation_range, value_range = COLOUR_FAMILIES[family]
+    hue = rng.uniform(*hue_range) % 1.0
+    rgb = colorsys.hsv_to_rgb(hue, rng.uniform(*saturation_range), rng.uniform(*value_range))
+    return np.array(rgb, np.float32) * 255
+
+
+# family -> (hue, saturation, value) ranges in HSV, each in 0..1 (hue wraps around).
+COLOUR_FAMILIES = {
+    "muted": ((0.0, 1.0), (0.0, 0.3), (0.3, 0.8)),
+    "warm": ((-0.05, 0.17), (0.5, 1.0), (0.5, 1.0)),
+    "cool": ((0.45, 0.72), (0.5, 1.0), (0.45, 1.0)),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,19 +160,19 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
 
 def _disc(rng, ys, xs):
     cy, cx = rng.uniform(0, ys.shape[0]), rng.uniform(0, xs.shape[1])
-    radius = rng.uniform(6, 22)
+    radius = SHAPE_SCALE * rng.uniform(6, 22)
     return np.hypot(ys - cy, xs - cx) - radius
 
 
 def _ring(rng, ys, xs):
     cy, cx = rng.uniform(0, ys.shape[0]), rng.uniform(0, xs.shape[1])
-    radius, thickness = rng.uniform(10, 22), rng.uniform(4, 8)
+    radius, thickness = SHAPE_SCALE * rng.uniform(10, 22), SHAPE_SCALE * rng.uniform(4, 8)
     return np.abs(np.hypot(ys - cy, xs - cx) - radius) - thickness / 2
 
 
 def _bar(rng, ys, xs):
     cy, cx = rng.uniform(0, ys.shape[0]), rng.uniform(0, xs.shape[1])
-    half_length, half_width = rng.uniform(12, 36), rng.uniform(3, 7)
+    half_length, half_width = SHAPE_SCALE * rng.uniform(12, 36), SHAPE_SCALE * rng.uniform(3, 7)
     u, v = _rotated(ys, xs, cy, cx, rng.uniform(0, np.pi))
     qu, qv = np.abs(u) - half_length, np.abs(v) - half_width
     outside = np.hypot(np.maximum(qu, 0), np.maximum(qv, 0))
@@ -160,7 +181,7 @@ def _bar(rng, ys, xs):
 
 def _triangle(rng, ys, xs):
     cy, cx = rng.uniform(0, ys.shape[0]), rng.uniform(0, xs.shape[1])
-    radius, angle = rng.uniform(12, 28), rng.uniform(0, 2 * np.pi)
+    radius, angle = SHAPE_SCALE * rng.uniform(12, 28), rng.uniform(0, 2 * np.pi)
     # Equilateral: the distance to the farthest of the three edge lines (inradius = radius / 2).
     edges = [angle + k * 2 * np.pi / 3 for k in range(3)]
     return (
@@ -189,9 +210,43 @@ def _texture(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     return 0.5 + 0.5 * np.sin(2 * np.pi * u / rng.uniform(6, 24))
 
 
-def _textured_fill(rng: np.random.Generator, size: tuple[int, int], contrast: float) -> np.ndarray:
-    """Two random colours mixed by a random texture: `(H, W, 3)` float32 in 0..255."""
-    first, second = _random_colour(rng), _random_colour(rng)
+def _visible_fill(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    image: np.ndarray,
+    inside: np.ndarray,
+    family: str,
+) -> np.ndarray:
+    """A textured fill for a shape, redrawn (up to 10 times) until it stands out from what lies
+    under it: colour alone never names the class, but an object nobody could see is label noise,
+    not a harder task."""
+    for _ in range(10):
+        fill = _textured_fill(rng, size, contrast=rng.uniform(0.0, 0.5), family=family)
+        if not inside.any():
+            break
+        difference = fill[inside].mean(axis=0) - image[inside].mean(axis=0)
+        if np.linalg.norm(difference) >= MIN_CONTRAST:
+            break
+    return fill
+
+
+# Smallest distance in RGB between a shape's mean colour and the mean of what it covers.
+MIN_CONTRAST = 60.0
+# How strongly the background texture (noise, gradient, stripes) varies, as a range to draw from.
+BACKGROUND_CONTRAST = (0.3, 1.0)
+# shape -> its colour family; None: a coin flip between "warm" and "cool" (triangles mimic both).
+SHAPE_COLOURS = {"disc": "warm", "ring": "warm", "bar": "cool", "triangle": None}
+# Shape sizes in pixels are drawn from ranges made for 128x128 scenes, times this factor.
+SHAPE_SCALE = 1.0
+# Chance that a scene holds a ring: rings are the rare class.
+RING_CHANCE = 0.6
+
+
+def _textured_fill(
+    rng: np.random.Generator, size: tuple[int, int], contrast: float, family: str = "any"
+) -> np.ndarray:
+    """Two random colours of one family mixed by a random texture: `(H, W, 3)` float32 0..255."""
+    first, second = _random_colour(rng, family), _random_colour(rng, family)
     mix = contrast * _texture(rng, size)[..., None]
     return first * (1 - mix) + second * mix
 
@@ -206,21 +261,23 @@ def make_scene(
         mask: `(H, W)` uint8: 0 background, 1 disc, 2 bar, 3 ring, 255 ignore (edge pixels).
     """
     ys, xs = _grid(size)
-    image = _textured_fill(rng, size, contrast=rng.uniform(0.3, 1.0))  # (H, W, 3)
+    contrast = rng.uniform(*BACKGROUND_CONTRAST)
+    image = _textured_fill(rng, size, contrast, family="muted")  # (H, W, 3)
     mask = np.zeros(size, np.uint8)
     ambiguous = np.zeros(size, bool)  # pixels that an object edge cuts through
 
     names = (
         ["disc"] * int(rng.integers(1, 5))
         + ["bar"] * int(rng.integers(1, 4))
-        + ["ring"] * int(rng.random() < 0.4)
+        + ["ring"] * int(rng.random() < RING_CHANCE)
         + ["triangle"] * int(rng.integers(0, 3))
     )
     rng.shuffle(names)  # drawing order is depth order: later shapes occlude earlier ones
     for name in names:
         label, distance = SCENE_SHAPES[name]
         coverage = np.clip(0.5 - distance(rng, ys, xs), 0, 1)  # fraction of the pixel covered
-        fill = _textured_fill(rng, size, contrast=rng.uniform(0.0, 0.5))
+        family = SHAPE_COLOURS[name] or ("warm" if rng.random() < 0.5 else "cool")
+        fill = _visible_fill(rng, size, image, coverage >= 0.5, family)
         image = image * (1 - coverage[..., None]) + fill * coverage[..., None]
         partial = (coverage > 0) & (coverage < 1)
         ambiguous |= partial & (mask != label)  # an edge between two different labels
@@ -414,12 +471,15 @@ def _readme(kind: str, seed: int, summary: dict) -> str:
 _HOW = {
     "scenes": (
         "Each image starts from a textured background (smooth noise, a gradient or stripes "
-        "between two random colours). Then 1-4 discs, 1-3 bars, in 40% of the images one ring "
-        "(the rare class) and 0-2 clutter triangles are drawn in random order, so later shapes "
-        "occlude earlier ones, at random positions, sizes and angles, each filled with its own random "
-        "colours and texture. Objects and background draw their colours from the same "
-        "distribution, so no colour threshold separates the classes: shape (a ring is a disc "
-        "with a hole; a triangle is clutter) and context decide. The image is blurred "
+        "between two muted, greyish colours). Then 1-4 discs, 1-3 bars, in 60% of the images one "
+        "ring (the rare class) and 0-2 clutter triangles are drawn in random order, so later "
+        "shapes occlude earlier ones, at random positions, sizes and angles, each filled with "
+        "its own textured colours, redrawn until it stands out from what lies under it. "
+        "Colours come in families, as real classes have a typical look: discs and rings are "
+        "warm (red to yellow), bars cool (cyan to blue), and each triangle is warm or cool at "
+        "random. So colour says what kind of object a pixel belongs to, but not which class: a "
+        "disc, a ring and a warm triangle share their colours, and only shape (a ring is a disc "
+        "with a hole; a triangle has corners) and context decide. The image is blurred "
         "(sigma 0.6 px) and Gaussian noise is added. Shapes are drawn from signed distances, "
         "with anti-aliased edges; pixels that an edge between two different labels cuts "
         "through are marked 255, a 1-pixel band that the loss and the metric ignore (as Pascal "

@@ -108,6 +108,11 @@ class TrainConfig:
     grad_clip: float | None = None
     # Progress bar per epoch plus one summary line per epoch; False prints nothing.
     progress: bool = True
+    # How the images were fed (not used by fit; saved in the checkpoint so that `evaluate` and
+    # `predict` feed new images the same way): the input size in pixels, and "resize" (whole
+    # images resized to it) or "crop" (crops at native resolution, whole images at prediction).
+    input_size: int | None = None
+    input_mode: Literal["resize", "crop"] | None = None
 
 
 @dataclass

@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
+        input_size=args.size,
+        input_mode=mode,
     )
     if args.lr is not None:
         config = replace(config, lr=args.lr)

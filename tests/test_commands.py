@@ -1,0 +1,122 @@
+"""The command line end to end: train, evaluate and predict on a tiny generated dataset, and a
+clear message with exit code 2 (never a traceback) for every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segtutor.cli import main
+from segtutor.synth import write_dataset
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    write_dataset(root, "scenes", n_train=12, n_val=4, size=(64, 64), seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(scenes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    code = main([
+        "train", "--data", str(scenes), "--epochs", "2", "--size", "64", "--batch-size", "4",
+        "--out", str(out), "--quiet", "--preset", "tiny",
+    ])
+    assert code == 0
+    return out
+
+
+def test_train_writes_the_run_folder(trained, capsys):
+    for name in ("best.pt", "metrics.json", "history.json", "curves.png", "predictions.png",
+                 "confusion.png"):
+        assert (trained / name).is_file(), name
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
+    assert 0.0 <= metrics["miou"] <= 1.0
+    history = json.loads((trained / "history.json").read_text())
+    assert len(history["val_miou"]) == 2
+    checkpoint = torch.load(trained / "best.pt", weights_only=True)
+    assert checkpoint["config"]["input_mode"] == "resize"
+    assert checkpoint["class_names"] == ["background", "disc", "bar", "ring"]
+
+
+def test_evaluate_prints_the_table_and_json(trained, scenes, capsys):
+    assert main(["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(scenes)]) == 0
+    text = capsys.readouterr().out
+    assert "background" in text and "ring" in text and "mean" in text
+    assert main(["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(scenes),
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    # evaluate recomputes exactly what train reported for the same (best) weights
+    trained_metrics = json.loads((trained / "metrics.json").read_text())
+    assert data["miou"] == pytest.approx(trained_metrics["miou"])
+
+
+def test_predict_writes_palette_masks_of_any_size(trained, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"a.png": (50, 70), "b.jpg": (64, 64)}.items():
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(photos / name)
+    (photos / ".DS_Store").write_bytes(b"junk")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(trained / "best.pt"), "--input", str(photos),
+                 "--output", str(out)]) == 0
+    mask = Image.open(out / "a.png")
+    assert mask.mode == "P" and mask.size == (70, 50)
+    assert set(np.unique(np.array(mask))) <= {0, 1, 2, 3}
+    assert (out / "a_overlay.png").is_file() and (out / "b.png").is_file()
+    assert not (out / ".DS_Store.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["check-data", "no/such/folder"], "does not exist"),
+        (["train", "--data", "no/such/folder", "--epochs", "1"], "does not exist"),
+        (["evaluate", "--checkpoint", "missing.pt"], "missing.pt"),
+        (["predict", "--checkpoint", "missing.pt", "--input", ".", "--output", "x"], "missing.pt"),
+    ],
+)
+def test_bad_input_is_one_clear_message(argv, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert expected in captured.err + captured.out
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_a_corrupt_or_foreign_checkpoint_is_refused(trained, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((trained / "best.pt").read_bytes()[:1000])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, foreign)
+    for path in (corrupt, foreign):
+        assert main(["evaluate", "--checkpoint", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert str(path.name) in err and "Traceback" not in err
+
+
+def test_train_on_a_broken_folder_names_the_file(tmp_path, capsys):
+    write_dataset(tmp_path / "data", "cells", n_train=4, n_val=2, size=(32, 32), seed=0)
+    (tmp_path / "data" / "train" / "masks" / "cell_0001.png").unlink()
+    assert main(["train", "--data", str(tmp_path / "data"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "cell_0001" in err and "Traceback" not in err
+
+
+def test_resume_continues_the_history(trained, scenes, tmp_path):
+    out = tmp_path / "resumed"
+    code = main([
+        "train", "--data", str(scenes), "--epochs", "3", "--size", "64", "--batch-size", "4",
+        "--out", str(out), "--quiet", "--resume", str(trained / "best.pt"),
+    ])
+    assert code == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"][-1] == 3
