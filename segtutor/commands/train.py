@@ -65,9 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-mode", choices=["auto", "resize", "crop"], default="auto",
                         help="resize whole images to --size, or train on native-resolution crops "
                              "and predict whole images (auto: crop when sizes vary or are large)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="images per step (small batches: more steps per CPU second)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default="ce")
+    parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default="ce+dice")
     parser.add_argument("--class-weights", choices=["none", "median", "inverse"], default="none",
                         help="weight cross-entropy by class frequency (for rare classes)")
     parser.add_argument("--val-fraction", type=float, default=0.2,
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
 def default_epochs() -> int:
     """Epochs when neither --epochs nor --time-budget is given (2 in quick mode, for tests)."""
-    return 2 if quick_mode() else 12
+    return 2 if quick_mode() else 20
 
 
 def _write_figures(out, model, val_ds, history, cm, class_names, device) -> None:
