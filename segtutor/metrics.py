@@ -1,6 +1,6 @@
 """Segmentation metrics from one confusion matrix accumulated over the whole dataset.
 
-Introduced in 04_metrics.ipynb. The confusion matrix `cm` is `(C, C)` int64 with rows = truth
+Introduced in 05_evaluation.ipynb. The confusion matrix `cm` is `(C, C)` int64 with rows = truth
 and columns = prediction: `cm[t, p]` counts the pixels of class t predicted as p. For class c:
 
     TP = cm[c, c]    FN = row c minus TP    FP = column c minus TP
