@@ -120,3 +120,15 @@ def test_resume_continues_the_history(trained, scenes, tmp_path):
     assert code == 0
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"][-1] == 3
+
+
+def test_same_seed_same_numbers(scenes, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        assert main([
+            "train", "--data", str(scenes), "--epochs", "1", "--size", "64", "--batch-size", "4",
+            "--out", str(tmp_path / name), "--quiet", "--preset", "tiny", "--seed", "3",
+        ]) == 0
+        runs.append(json.loads((tmp_path / name / "history.json").read_text()))
+    assert runs[0]["train_loss"] == runs[1]["train_loss"]
+    assert runs[0]["val_miou"] == runs[1]["val_miou"]

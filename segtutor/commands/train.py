@@ -36,6 +36,7 @@ from segtutor.train import (
     make_loader,
     model_from_checkpoint,
     predict,
+    seed_everything,
 )
 from segtutor.transforms import train_transforms
 
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if resumed is not None:
         model = model_from_checkpoint(resumed)
     else:
+        seed_everything(args.seed)  # the initial weights: fit seeds only what happens inside it
         model = build_unet(args.preset, num_classes=num_classes)
     weights = None
     if args.class_weights != "none":
