@@ -23,6 +23,7 @@ __all__ = [
     "add_data_arguments",
     "choose_input_mode",
     "image_sizes",
+    "json_ready",
     "resolve_data",
     "val_loader_for",
     "write_json",
@@ -111,14 +112,15 @@ def val_loader_for(
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON with NaN as null (JSON has no NaN)."""
-    path.write_text(json.dumps(_clean(data), indent=2) + "\n")
+    path.write_text(json.dumps(json_ready(data), indent=2) + "\n")
 
 
-def _clean(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """`value` with NaN and infinities as None, tuples as lists, keys as str (for json)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_clean(v) for v in value]
+        return [json_ready(v) for v in value]
     return value

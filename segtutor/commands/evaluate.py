@@ -11,11 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-from segtutor.commands.common import _clean as json_clean
 from segtutor.commands.common import (
     add_data_arguments,
     choose_input_mode,
     image_sizes,
+    json_ready,
     resolve_data,
     val_loader_for,
 )
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     cm = evaluate(model, loader, model.num_classes, ignore_index=saved.get("ignore_index", 255))
     names = checkpoint.get("class_names") or dataset.class_names
     if args.json:
-        print(json.dumps(json_clean({"data": str(folder), **cm.to_dict(names)}), indent=2))
+        print(json.dumps(json_ready({"data": str(folder), **cm.to_dict(names)}), indent=2))
     else:
         print(f"{folder}: {len(dataset)} images, input mode '{mode}'")
         print(cm.table(names))
