@@ -79,6 +79,24 @@ class SameSet(Question):
         return None
 
 
+class CountPerClass(Question):
+    """A custom `explain_error`: a crash on a mask holding 255 gets an explanation."""
+
+    title = "Count the pixels of each class, skipping ignored pixels (255)"
+
+    def reference(self, mask, num_classes):
+        return torch.bincount(mask[mask != 255], minlength=num_classes)
+
+    def cases(self):
+        yield Case(torch.tensor([[0, 1], [1, 2]]), 3)
+        yield Case(torch.tensor([[0, 255], [1, 2]]), 3, label="a 2x2 mask with one 255")
+
+    def explain_error(self, error, case):
+        if (case.args[0] == 255).any():
+            return "This mask holds 255 (ignore), which is not a class: leave it out first."
+        return None
+
+
 def count_pixels(mask, c):
     return int((mask == c).sum())
 
@@ -195,6 +213,29 @@ def test_exception_raised_inside_torch_points_at_the_learners_line(q):
 
     result = q.check(bad_matmul)
     assert "RuntimeError" in result.message and "in bad_matmul" in result.message
+
+
+def test_explain_error_explains_a_crash_on_a_case_it_recognises():
+    def count_per_class(mask, num_classes):
+        counts = [0] * num_classes
+        for value in mask.flatten().tolist():
+            counts[value] += 1  # IndexError at 255
+        return torch.tensor(counts)
+
+    result = CountPerClass().check(count_per_class, show=False)
+    assert result.status == "incorrect" and "Case 2 of 2" in result.message
+    assert "Your code raised IndexError: list index out of range\n" in result.message
+    assert "This mask holds 255 (ignore)" in result.message
+
+
+def test_explain_error_returning_none_shows_the_plain_error():
+    def broken(mask, num_classes):
+        raise ValueError("broken")
+
+    result = CountPerClass().check(broken, show=False)
+    assert result.status == "incorrect" and "Case 1 of 2" in result.message
+    assert "ValueError: broken" in result.message and "in broken, line" in result.message
+    assert "not a class" not in result.message
 
 
 def test_wrong_number_of_parameters(q):

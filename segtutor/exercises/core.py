@@ -20,7 +20,8 @@ a `CheckResult` (truthy when correct, also kept as `question.last_result`). The 
 nothing as a cell's value, so a notebook does not print a stray `True` under the verdict.
 Optional class attributes: `expects_function` (False: the answer is a value, compared with
 `reference()`), `atol`/`rtol`, `allow_numpy`, `check_inplace`, `seed`; optional methods:
-`compare(expected, got, name)` (return an explanation or None) and `run(answer, case)`.
+`compare(expected, got, name)` (return an explanation or None), `explain_error(error, case)`
+(why the learner's function raised, or None) and `run(answer, case)`.
 """
 
 from __future__ import annotations
@@ -287,6 +288,18 @@ class Question:
         _check_callable_with(answer, case)
         return answer(*case.args, **case.kwargs)
 
+    def explain_error(self, error: Exception, case: Case) -> str | None:
+        """Why the learner's function raised `error` on `case`, or None to show the plain error.
+
+        Override to name a typical mistake, e.g. a crash on a case with ignored pixels (255):
+
+            def explain_error(self, error, case):
+                if (case.args[1] == 255).any():
+                    return "255 is not a class: leave those pixels out first."
+                return None
+        """
+        return None
+
     def generator(self) -> torch.Generator:
         """A fresh `torch.Generator` seeded with `self.seed`, for deterministic hidden cases."""
         return torch.Generator().manual_seed(self.seed)
@@ -350,7 +363,7 @@ class Question:
             except Incorrect as wrong:
                 return self._incorrect(f"{where}\n{wrong}")
             except Exception as error:
-                return self._incorrect(f"{where}\nYour code raised {_explain_exception(error)}")
+                return self._incorrect(f"{where}\n{self._error_message(error, theirs)}")
             if got is None and expected is not None:
                 return self._incorrect(
                     f"{where}\nYour function returned None: did you forget `return`?"
@@ -361,6 +374,14 @@ class Question:
             if why is not None:
                 return self._incorrect(f"{where}\n{why}")
         return self._correct()
+
+    def _error_message(self, error: Exception, case: Case) -> str:
+        explanation = self.explain_error(error, case)
+        if explanation is None:
+            return f"Your code raised {_explain_exception(error)}"
+        # The explanation says what to change, so the error's first line is enough.
+        first_line = (str(error).splitlines() or [""])[0]
+        return f"Your code raised {type(error).__name__}: {first_line}\n{explanation}"
 
     def _safe_compare(self, expected: Any, got: Any, name: str) -> str | None:
         # A custom compare may trip over an answer of a type nobody expected; explain, not crash.

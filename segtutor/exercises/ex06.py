@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from segtutor.exercises.core import Case, Incorrect, Question, compare_tensors, compare_values
+from segtutor.exercises.core import Case, Question, compare_tensors, compare_values
 from segtutor.settings import IGNORE_INDEX
 from segtutor.viz import overlay
 
@@ -76,16 +76,13 @@ class ColorizeMask(Question):
 
     def run(self, answer, case):
         self._case = case
-        try:
-            return super().run(answer, case)
-        except (NotImplementedError, Incorrect):
-            raise
-        except IndexError as error:
-            raise Incorrect(
-                f"Your code raised IndexError: {str(error).splitlines()[0]}\n"
-                "The mask holds 255 (ignore), which is not a class: `palette[255]` does not "
-                "exist. Give 255 its own colour, `ignore_color`."
-            ) from None
+        return super().run(answer, case)
+
+    def explain_error(self, error, case):
+        if isinstance(error, IndexError):
+            return ("The mask holds 255 (ignore), which is not a class: `palette[255]` does not "
+                    "exist. Give 255 its own colour, `ignore_color`.")
+        return None
 
     def compare(self, expected, got, name):
         got_np = _as_numpy(got)
