@@ -79,7 +79,7 @@ class ColorizeMask(Question):
         return super().run(answer, case)
 
     def explain_error(self, error, case):
-        if isinstance(error, IndexError):
+        if isinstance(error, IndexError) and (np.asarray(case.args[0]) == IGNORE_INDEX).any():
             return ("The mask holds 255 (ignore), which is not a class: `palette[255]` does not "
                     "exist. Give 255 its own colour, `ignore_color`.")
         return None
