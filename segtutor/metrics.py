@@ -244,9 +244,14 @@ class ConfusionMatrix:
     def all_reduce(self) -> None:
         """Sum the matrices of every process (distributed training); no-op in a single process.
 
-        With the NCCL backend, call it while the matrix is on the GPU (after an `update`).
+        Every process must call it, once per pass (a second call would add the sums again).
+        Afterwards every process holds the matrix of all processes' pixels together.
         """
         if dist.is_available() and dist.is_initialized():
+            if dist.get_backend() == "nccl":
+                # NCCL sums GPU tensors only; a process whose share had no batch still holds
+                # its zeros on the CPU.
+                self._matrix = self._matrix.to(torch.device("cuda", torch.cuda.current_device()))
             dist.all_reduce(self._matrix, op=dist.ReduceOp.SUM)
 
     def __repr__(self) -> str:

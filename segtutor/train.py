@@ -11,6 +11,11 @@ What it takes care of so that notebooks do not have to: seeding, choosing the de
 precision on CUDA, a wall-clock budget, early stopping, a clear error when the loss becomes NaN,
 and callbacks (a notebook draws a live plot; the loop knows nothing about plotting).
 
+Under `torchrun` (several processes, see `segtutor.distributed`) the same `fit` trains with
+DistributedDataParallel: each process trains on its share of every epoch and validates its
+share of the val set, the metrics are summed over the processes (so every process keeps the
+same history and takes the same decisions), and rank 0 alone prints and writes the checkpoint.
+
 A checkpoint is a plain dict (weights, optimizer state, config, class names, palette, history),
 written with `save_checkpoint` and read with `load_checkpoint`, which uses
 `torch.load(weights_only=True)`: loading a checkpoint never runs code from the file.
@@ -23,6 +28,7 @@ import os
 import random
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,9 +38,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from segtutor.distributed import (
+    barrier,
+    broadcast_buffers,
+    is_distributed,
+    is_main_process,
+    max_over_processes,
+    shard_loader,
+    sum_over_processes,
+)
 from segtutor.errors import CheckpointError
 
 __all__ = [
@@ -116,6 +132,10 @@ class TrainConfig:
     # images resized to it) or "crop" (crops at native resolution, whole images at prediction).
     input_size: int | None = None
     input_mode: Literal["resize", "crop"] | None = None
+    # Under torchrun: fit turns the model's BatchNorm layers into SyncBatchNorm (same state_dict
+    # keys), whose batch statistics are taken over the images of all processes (helps when each
+    # process has only a few images per batch). GPUs only; ignored in a single process.
+    sync_batchnorm: bool = False
 
 
 @dataclass
@@ -243,9 +263,19 @@ def make_loader(
     when it checkpoints and resumes. Extra keyword arguments go to `DataLoader`.
 
     Use `batch_size=1` for validation sets whose images have different sizes.
+
+    Under torchrun (see `segtutor.distributed`), `shuffle=True` gives each process its own share
+    of every epoch through a `DistributedSampler(seed=seed)`, and `batch_size` is per process: one
+    optimizer step sees `world_size * batch_size` images. A loader with `shuffle=False` is not
+    split here; `fit` and `evaluate` split validation batches among the processes themselves.
     """
     generator = torch.Generator()
     generator.manual_seed(seed)
+    if shuffle and is_distributed() and "sampler" not in kwargs:
+        # One seeded permutation, the same in every process; each takes every world_size-th item.
+        # fit calls sampler.set_epoch(epoch), so that each epoch has a new permutation.
+        kwargs["sampler"] = DistributedSampler(dataset, shuffle=True, seed=seed)
+        shuffle = False  # the sampler shuffles
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -259,12 +289,18 @@ def make_loader(
 
 
 def choose_device(preferred: str = "auto") -> torch.device:
-    """The device to train on: `preferred` if named, else CUDA, then Apple's MPS, then the CPU."""
+    """The device to train on: `preferred` if named, else CUDA, then Apple's MPS, then the CPU.
+
+    Under torchrun, "auto" is this process's own GPU (`cuda:LOCAL_RANK`, made current by
+    `segtutor.distributed.init_distributed`), or the CPU: gloo cannot exchange MPS tensors.
+    """
     if preferred != "auto":
         return torch.device(preferred)
     if torch.cuda.is_available():
+        if is_distributed():
+            return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cuda")
-    if torch.backends.mps.is_available():
+    if torch.backends.mps.is_available() and not is_distributed():
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -343,6 +379,14 @@ def fit(
 
     Raises:
         FloatingPointError: the loss became NaN or infinite (names the epoch and batch).
+
+    Under torchrun (`segtutor.distributed`), every process calls `fit` with the same arguments:
+    the model is wrapped in `DistributedDataParallel` (gradients averaged over the processes),
+    `train_loader` should come from `make_loader(..., shuffle=True)` (each process its share),
+    each process validates its share of `val_loader` and the confusion matrices are summed, so
+    the history is the same in every process; rank 0 alone prints and writes the checkpoint
+    (the plain model's weights), and all processes stop at the same batch. Callbacks run in
+    every process; one asking to stop stops them all.
     """
     config = config or TrainConfig()
     callbacks = list(callbacks)
@@ -354,10 +398,21 @@ def fit(
     if len(train_loader) == 0:
         raise ValueError("train_loader is empty: no batches to train on")
 
+    distributed = is_distributed()
+    if distributed and config.sync_batchnorm and device.type != "cuda":
+        raise ValueError(
+            f"sync_batchnorm=True needs GPUs (PyTorch's SyncBatchNorm does not run on {device}); "
+            "on CPUs leave it off: the processes then share rank 0's BatchNorm statistics"
+        )
+
+    # The same seed in every process: the same initial weights (DDP would copy rank 0's anyway)
+    # and the same random augmentation parameters, drawn for different images.
     seed_everything(config.seed)
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    if distributed and config.sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same parameters, same state_dict
     if loss_fn is None:
         from segtutor.losses import build_loss
 
@@ -377,6 +432,27 @@ def fit(
     best_state = _cpu_state(model)
     meta = _run_metadata(model, train_loader, config)
 
+    # `net` is what trains: under torchrun the model wrapped in DDP, which averages the gradients
+    # of all processes during backward. `model` stays the plain module: it validates (the shares
+    # of the val set differ in length, and DDP's forward would wait for the others), and its
+    # state_dict has no "module." prefix, so checkpoints load into a plain UNet.
+    net: nn.Module = model
+    progress = config.progress
+    if distributed:
+        device_ids = None  # on CPUs
+        if device.type == "cuda":
+            device_ids = [device.index if device.index is not None else torch.cuda.current_device()]
+        net = DistributedDataParallel(model, device_ids=device_ids)
+        progress = config.progress and is_main_process()
+        if is_main_process() and not isinstance(train_loader.sampler, DistributedSampler):
+            warnings.warn(
+                "train_loader has no DistributedSampler: every process trains on the whole "
+                "training set (world_size times the work per epoch); build it with "
+                "segtutor.train.make_loader(dataset, batch_size, shuffle=True)",
+                stacklevel=2,
+            )
+    val_loader = shard_loader(val_loader)  # this process's share; the whole loader in one process
+
     total_steps = config.num_epochs * len(train_loader)
     start = time.monotonic() - elapsed_before
     val_seconds = 0.0  # the slowest validation pass so far, reserved at the end of a budget
@@ -387,15 +463,23 @@ def fit(
             return 0.0
         return (time.monotonic() - start) / max(config.time_budget_s - val_seconds, 1e-9)
 
+    def time_used_everywhere() -> float:
+        """`time_used()` of the slowest process: all must use the same lr and stop together."""
+        if config.time_budget_s is None:
+            return 0.0
+        return max_over_processes(time_used())[0]
+
     stop_reason, bad_epochs = "num_epochs", 0
     for epoch in range(len(history) + 1, config.num_epochs + 1):
         epoch_start = time.monotonic()
-        model.train()
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)  # a new shuffle, the same in every process
+        net.train()
         loss_sum, num_images = 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.num_epochs}", leave=False,
-                   disable=not config.progress, mininterval=0.5)
+                   disable=not progress, mininterval=0.5)
         for batch, (images, masks) in enumerate(bar):
-            lr = scheduled_lr(config, max(step / total_steps, time_used()))
+            lr = scheduled_lr(config, max(step / total_steps, time_used_everywhere()))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             images = images.to(device, non_blocking=True)  # (N, 3, H, W)
@@ -404,7 +488,7 @@ def fit(
                 images = images.contiguous(memory_format=torch.channels_last)
 
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                logits = model(images)  # (N, C, H, W)
+                logits = net(images)  # (N, C, H, W)
                 loss = loss_fn(logits, masks)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -426,14 +510,21 @@ def fit(
             loss_sum += loss_value * images.shape[0]
             num_images += images.shape[0]
             bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
-            if _call(callbacks, "on_batch_end", epoch, step, loss_value):
+            callback_stop = _call(callbacks, "on_batch_end", epoch, step, loss_value)
+            out_of_time = time_used() >= 1
+            # Under torchrun: stop if any process says so. One process stopping alone would
+            # leave the others waiting forever for its gradients.
+            callback_stop, out_of_time = max_over_processes(callback_stop, out_of_time)
+            if callback_stop:
                 stop_reason = "callback"
-            elif time_used() >= 1:
+            elif out_of_time:
                 stop_reason = "time_budget"
             if stop_reason != "num_epochs":
                 break
         bar.close()
+        loss_sum, num_images = sum_over_processes(loss_sum, num_images)  # over all processes
 
+        broadcast_buffers(model)  # every process validates the model rank 0 saves
         val_start = time.monotonic()
         cm, val_loss = _validate(model, val_loader, num_classes, device, config.ignore_index,
                                  loss_fn=loss_fn, use_amp=use_amp)
@@ -451,7 +542,7 @@ def fit(
         improved = not math.isnan(miou) and miou > best_miou
         if improved:
             best_miou, best_state, bad_epochs = miou, _cpu_state(model), 0
-            if config.checkpoint_path is not None:
+            if config.checkpoint_path is not None and is_main_process():  # one writer per file
                 save_checkpoint(
                     config.checkpoint_path,
                     model_state=best_state,
@@ -465,14 +556,15 @@ def fit(
                 )
         else:
             bad_epochs += 1
-        if config.progress:
+        if progress:
             tqdm.write(
                 f"epoch {epoch}/{config.num_epochs}  train loss {history.train_loss[-1]:.4f}  "
                 f"val loss {val_loss:.4f}  val mIoU {miou:.4f}  lr {lr:.1e}  "
                 f"{history.epoch_time_s[-1]:.1f}s{'  *best' if improved else ''}"
             )
 
-        if _call(callbacks, "on_epoch_end", epoch, history):
+        callback_stop = _call(callbacks, "on_epoch_end", epoch, history)
+        if max_over_processes(callback_stop)[0]:
             stop_reason = "callback"
         elif (config.early_stopping_patience is not None
               and bad_epochs >= config.early_stopping_patience):
@@ -482,7 +574,8 @@ def fit(
 
     history.stop_reason = stop_reason
     model.load_state_dict(best_state)
-    if config.progress and len(history):
+    barrier()  # when fit returns in any process, rank 0 has finished writing the checkpoint
+    if progress and len(history):
         tqdm.write(f"best val mIoU {history.best_miou:.4f} at epoch {history.best_epoch} "
                    f"(stopped by {stop_reason.replace('_', ' ')})")
     _call(callbacks, "on_train_end", history)
@@ -546,7 +639,11 @@ def _validate(
     loss_fn: nn.Module | None = None,
     use_amp: bool = False,
 ):
-    """One pass over `loader`: a confusion matrix over all of it, and the mean loss per image."""
+    """One pass over `loader`: a confusion matrix over all of it, and the mean loss per image.
+
+    Under torchrun, `loader` is this process's share (`shard_loader`); the matrix and the loss
+    are summed over the processes, so every process returns the same numbers.
+    """
     from segtutor.metrics import ConfusionMatrix
 
     was_training = model.training
@@ -564,6 +661,9 @@ def _validate(
         num_images += images.shape[0]
         cm.update(logits.argmax(dim=1), masks)
     model.train(was_training)
+    # Under torchrun each process saw its own share: sum them (no-ops in a single process).
+    cm.all_reduce()
+    loss_sum, num_images = sum_over_processes(loss_sum, num_images)
     if num_images == 0:
         raise ValueError("val_loader is empty: nothing to validate on")
     return cm, loss_sum / num_images
@@ -588,13 +688,16 @@ def evaluate(
     Predictions are compared with the masks at the masks' own resolution: logits of another size
     are resized bilinearly before the argmax. Images of different sizes need batch size 1.
 
+    Under torchrun every process must call it: each evaluates its share of the batches and the
+    matrices are summed, so all get the matrix of the whole loader.
+
     Example:
         >>> cm = evaluate(model, val_loader, num_classes=4)
         >>> cm.miou(), cm.iou()
     """
     device = _model_device(model) if device is None else torch.device(device)
     model.to(device)
-    cm, _ = _validate(model, loader, num_classes, device, ignore_index)
+    cm, _ = _validate(model, shard_loader(loader), num_classes, device, ignore_index)
     return cm
 
 
