@@ -9,6 +9,8 @@ The run folder gets `best.pt` (the checkpoint with the best validation mIoU), `m
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from segtutor.commands.common import (
     write_json,
 )
 from segtutor.data import load_splits
+from segtutor.distributed import broadcast_from_main, is_main_process, process_group, world_size
 from segtutor.losses import class_weights
 from segtutor.model import PRESETS, build_unet, count_parameters
 from segtutor.settings import quick_mode
@@ -81,9 +84,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DataLoader worker processes (0: load in the main process)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--sync-batchnorm", action="store_true",
+                        help="under torchrun on GPUs: BatchNorm statistics over all processes' "
+                             "images (SyncBatchNorm), for small per-process batches")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train; under `torchrun`, as one of several processes (see segtutor.distributed)."""
+    with process_group(), _only_rank_0_prints():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     data = resolve_data(args.data)
     resumed = load_checkpoint(args.resume) if args.resume else None
     train_ds, val_ds = load_splits(
@@ -101,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     train_ds.transform = train_transforms(args.size, crop=mode == "crop")
     train_loader = make_loader(
         train_ds, args.batch_size, shuffle=True, seed=args.seed, num_workers=args.workers,
-        drop_last=len(train_ds) > args.batch_size,
+        drop_last=len(train_ds) > args.batch_size * world_size(),  # each process gets a share
     )
     val_loader = val_loader_for(val_ds, mode, args.size, args.batch_size, args.workers)
 
@@ -114,8 +126,10 @@ def run(args: argparse.Namespace) -> int:
     if args.class_weights != "none":
         weights = class_weights(train_ds.pixel_counts, method=args.class_weights).tolist()
 
-    out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    # Rank 0's folder name in every process: under torchrun they may start in different seconds.
+    out = broadcast_from_main(args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S"))
+    if is_main_process():  # rank 0 alone writes the run folder (fit: the checkpoint too)
+        out.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(
         num_classes=num_classes,
         loss=args.loss,
@@ -126,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         input_size=args.size,
         input_mode=mode,
+        sync_batchnorm=args.sync_batchnorm,
     )
     if args.lr is not None:
         config = replace(config, lr=args.lr)
@@ -146,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     history = fit(model, train_loader, val_loader, config, resume_from=resumed)
 
     cm = evaluate(model, val_loader, num_classes, ignore_index=config.ignore_index)
+    if not is_main_process():
+        return 0  # every process evaluated its share (summed in cm); rank 0 writes the files
     names = train_ds.class_names
     print(f"\nbest epoch {history.best_epoch} of {len(history)} ({history.stop_reason}); "
           f"validation at the masks' resolution:")
@@ -165,6 +182,17 @@ def run(args: argparse.Namespace) -> int:
 def default_epochs() -> int:
     """Epochs when neither --epochs nor --time-budget is given (2 in quick mode, for tests)."""
     return 2 if quick_mode() else 20
+
+
+@contextlib.contextmanager
+def _only_rank_0_prints():
+    """Under torchrun every process runs the whole command: only rank 0 prints, or each line
+    would show once per process. Warnings and errors (stderr) still come from every process."""
+    if is_main_process():
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
 
 
 def _write_figures(out, model, val_ds, history, cm, class_names, device) -> None:
