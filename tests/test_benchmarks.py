@@ -1,0 +1,70 @@
+"""The tutorial baseline of benchmarks/compare.py: its mask fix, its model, its evaluation.
+
+The benchmark's claims rest on these: the baseline trains on real labels (not the source's
+all-zero masks), runs the same network segtutor runs in the throughput comparison, and scores
+predictions exactly as `segtutor.train.evaluate` does. segmentation_models_pytorch is not needed.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from segtutor.data import load_splits
+from segtutor.model import UNet as SegtutorUNet
+from segtutor.model import build_unet, count_parameters
+from segtutor.train import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("compare", ROOT / "benchmarks" / "compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fixed_masks_keep_their_labels_where_to_tensor_zeroes_them(compare):
+    train_ds, _ = load_splits(ROOT / "data_samples" / "cells")
+    paths = train_ds.image_paths[:4], train_ds.mask_paths[:4]
+    fixed = compare.TutorialDataset(*paths, compare.tutorial_image_transform(),
+                                    compare.tutorial_mask_transform())
+    masks = torch.stack([fixed[i][1] for i in range(4)])  # (4, 128, 128)
+    assert masks.dtype == torch.int64 and masks.shape == (4, 128, 128)
+    assert (masks == 1).sum() > 0  # cells are class 1
+
+    # The source's mask transform: ToTensor divides by 255, so every label 1 becomes 0.
+    source = transforms.Compose([compare.tutorial_mask_transform(), transforms.ToTensor()])
+    for path in paths[1]:
+        assert (source(Image.open(path).convert("L")).squeeze(0).long() == 0).all()
+
+
+def test_tutorial_unet_is_segtutors_bilinear_unet(compare):
+    tutorial = compare.UNet(n_channels=3, n_classes=4)
+    ours = SegtutorUNet(3, 4, base_width=64, depth=4, bilinear=True)
+    assert count_parameters(tutorial) == count_parameters(ours)
+    shapes = sorted(tuple(p.shape) for p in tutorial.parameters())
+    assert shapes == sorted(tuple(p.shape) for p in ours.parameters())
+
+
+def test_evaluation_matches_segtutor_evaluate(compare):
+    _, val_ds = load_splits(ROOT / "data_samples" / "scenes")
+    # predicted at 64x64, scored against the 128x128 masks: exercises the resize back
+    val_set = compare.TutorialDataset(val_ds.image_paths[:6], val_ds.mask_paths[:6],
+                                      compare.tutorial_image_transform(64))
+    torch.manual_seed(0)
+    model = build_unet("tiny", num_classes=4)
+    with torch.no_grad():  # a random model predicts one class; nudge it to predict several
+        model.outc.conv.bias.copy_(torch.tensor([0.0, 0.05, -0.05, 0.02]))
+    ours = compare.evaluate_tutorial(model, val_set, num_classes=4, batch_size=3)
+    reference = evaluate(model, DataLoader(val_set, batch_size=2), num_classes=4)
+    torch.testing.assert_close(ours.matrix, reference.matrix)
+    labelled = sum(int((val_set[i][1] != 255).sum()) for i in range(6))
+    assert int(ours.matrix.sum()) == labelled  # every labelled pixel at the masks' 128x128
+    assert ours.miou() == reference.miou()
