@@ -113,6 +113,10 @@ class TrainConfig:
     time_budget_s: float | None = None
     # Where the best checkpoint is written (atomically, whenever val mIoU improves); None: nowhere.
     checkpoint_path: str | None = None
+    # Where the latest epoch is written (atomically, after every epoch), with the best weights so
+    # far inside it: resuming from it loses at most one epoch after a crash or Ctrl-C, where
+    # resuming from `checkpoint_path` redoes every epoch since the best one. None: nowhere.
+    last_checkpoint_path: str | None = None
     # Seeds python, numpy and torch at the start of fit (dropout, augmentations): same seed, same
     # numbers on a CPU. The initial weights and the shuffling order are seeded where they are
     # made: seed_everything(seed) before building the model, make_loader(..., seed=seed).
@@ -369,7 +373,9 @@ def fit(
         callbacks: `Callback` objects or functions `f(epoch, history)`; returning True stops.
         resume_from: a checkpoint path or dict written by `fit`: continues from its epoch with its
             weights, optimizer, schedule position, history and random state. `config.num_epochs`
-            counts from the start of the run, not from the checkpoint.
+            counts from the start of the run, not from the checkpoint. A last-epoch checkpoint
+            (`config.last_checkpoint_path`) loses at most one epoch; a best one redoes the
+            epochs after the best.
         loss_fn: a loss module `(logits, masks) -> scalar`; default
             `segtutor.losses.build_loss(config.loss, ...)`.
 
@@ -425,11 +431,13 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
 
     history, step, elapsed_before = History(), 0, 0.0
+    best_state = None
     if resume_from is not None:
         ckpt = resume_from if isinstance(resume_from, Mapping) else load_checkpoint(resume_from)
         history, step, elapsed_before = _restore(ckpt, model, optimizer, scaler, train_loader)
+        best_state = ckpt.get("best_model_state")  # only in a last-epoch checkpoint
     best_miou = history.best_miou if len(history) else -math.inf
-    best_state = _cpu_state(model)
+    best_state = best_state or _cpu_state(model)
     meta = _run_metadata(model, train_loader, config)
 
     # `net` is what trains: under torchrun the model wrapped in DDP, which averages the gradients
@@ -556,6 +564,19 @@ def fit(
                 )
         else:
             bad_epochs += 1
+        if config.last_checkpoint_path is not None and is_main_process():
+            save_checkpoint(
+                config.last_checkpoint_path,
+                model_state=_cpu_state(model),
+                best_model_state=best_state,
+                optimizer_state=optimizer.state_dict(),
+                scheduler_state={"step": step, "elapsed_s": time.monotonic() - start},
+                scaler_state=scaler.state_dict() if use_amp else None,
+                rng_state=_rng_state(train_loader),
+                history=history.to_dict(),
+                epoch=epoch,
+                **meta,
+            )
         if progress:
             tqdm.write(
                 f"epoch {epoch}/{config.num_epochs}  train loss {history.train_loss[-1]:.4f}  "

@@ -33,8 +33,8 @@ def trained(scenes, tmp_path_factory):
 
 
 def test_train_writes_the_run_folder(trained, capsys):
-    for name in ("best.pt", "metrics.json", "history.json", "curves.png", "predictions.png",
-                 "confusion.png"):
+    for name in ("best.pt", "last.pt", "metrics.json", "history.json", "curves.png",
+                 "predictions.png", "confusion.png"):
         assert (trained / name).is_file(), name
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2
@@ -115,11 +115,13 @@ def test_resume_continues_the_history(trained, scenes, tmp_path):
     out = tmp_path / "resumed"
     code = main([
         "train", "--data", str(scenes), "--epochs", "3", "--size", "64", "--batch-size", "4",
-        "--out", str(out), "--quiet", "--resume", str(trained / "best.pt"),
+        "--out", str(out), "--quiet", "--resume", str(trained / "last.pt"),
     ])
     assert code == 0
     history = json.loads((out / "history.json").read_text())
-    assert history["epoch"][-1] == 3
+    assert history["epoch"] == [1, 2, 3]  # epochs 1-2 from last.pt, then one more
+    before = json.loads((trained / "history.json").read_text())
+    assert history["train_loss"][:2] == before["train_loss"]
 
 
 def test_same_seed_same_numbers(scenes, tmp_path):

@@ -179,6 +179,30 @@ def test_resume_continues_the_run_exactly(tmp_path):
     assert same_numbers(resumed, straight)
 
 
+def test_last_checkpoint_resumes_from_the_latest_epoch_and_keeps_the_best(tmp_path):
+    config = replace(CONFIG, num_epochs=4, scheduler="cosine")
+    straight_model = new_model()
+    straight = fit(straight_model, *loaders(), config)
+
+    best_path, last_path = tmp_path / "best.pt", tmp_path / "last.pt"
+    first = fit(new_model(), *loaders(),
+                replace(config, checkpoint_path=str(best_path), last_checkpoint_path=str(last_path)),
+                callbacks=[lambda epoch, history: epoch == 3])
+    last = load_checkpoint(last_path)
+    assert last["epoch"] == 3 == len(first)  # the latest epoch, whichever was best
+    best = load_checkpoint(best_path)
+    assert best["epoch"] == first.best_epoch
+    for key, value in best["model_state"].items():  # the best weights travel inside last.pt
+        assert torch.equal(last["best_model_state"][key], value), key
+
+    resumed_model = new_model(seed=123)
+    resumed = fit(resumed_model, *loaders(), config, resume_from=last_path)
+    assert resumed.epoch == [1, 2, 3, 4]
+    assert same_numbers(resumed, straight)
+    for key, value in straight_model.state_dict().items():  # ends on the same best epoch
+        assert torch.equal(resumed_model.state_dict()[key], value), key
+
+
 def test_resume_with_more_epochs_continues_the_history(tmp_path):
     path = tmp_path / "best.pt"
     config = replace(CONFIG, num_epochs=2, checkpoint_path=str(path))

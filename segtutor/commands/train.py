@@ -2,7 +2,8 @@
 
 With no arguments it trains the course's small U-Net on the bundled multi-class sample set. Point
 `--data` at your own folder (`DIR/images` + `DIR/masks`, or `DIR/train/...` + `DIR/val/...`).
-The run folder gets `best.pt` (the checkpoint with the best validation mIoU), `metrics.json`,
+The run folder gets `best.pt` (the checkpoint with the best validation mIoU), `last.pt` (the
+latest epoch, to continue an interrupted run with `--resume`), `metrics.json`,
 `history.json`, `curves.png` (loss and mIoU per epoch), `predictions.png` and `confusion.png`.
 """
 
@@ -61,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<time>)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same numbers (on a CPU)")
     parser.add_argument("--resume", type=Path, default=None, metavar="CKPT",
-                        help="continue training from a checkpoint written by this command")
+                        help="continue training from a checkpoint written by this command: "
+                             "RUN/last.pt loses at most one epoch (RUN/best.pt redoes the epochs "
+                             "after the best one); pass the same --epochs or --time-budget")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="course",
                         help="U-Net size: 'course' is fast on a CPU, 'full' is the paper's")
     parser.add_argument("--size", type=int, default=128,
@@ -135,6 +138,7 @@ def _train(args: argparse.Namespace) -> int:
         loss=args.loss,
         class_weights=weights,
         checkpoint_path=str(out / "best.pt"),
+        last_checkpoint_path=str(out / "last.pt"),
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
@@ -174,7 +178,7 @@ def _train(args: argparse.Namespace) -> int:
         **cm.to_dict(names),
     })
     _write_figures(out, model, val_ds, history, cm, names, device)
-    print(f"\nwrote {out}/: best.pt, metrics.json, history.json, curves.png, predictions.png, "
+    print(f"\nwrote {out}/: best.pt, last.pt, metrics.json, history.json, curves.png, predictions.png, "
           "confusion.png")
     return 0
 
