@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from segtutor.cli import main
+from segtutor.commands.common import choose_input_mode
 from segtutor.synth import write_dataset
 
 
@@ -42,7 +43,7 @@ def test_train_writes_the_run_folder(trained, capsys):
     history = json.loads((trained / "history.json").read_text())
     assert len(history["val_miou"]) == 2
     checkpoint = torch.load(trained / "best.pt", weights_only=True)
-    assert checkpoint["config"]["input_mode"] == "resize"
+    assert checkpoint["config"]["input_mode"] == "crop"  # 64-pixel crops of 64x64 images
     assert checkpoint["class_names"] == ["background", "disc", "bar", "ring"]
 
 
@@ -56,6 +57,29 @@ def test_evaluate_prints_the_table_and_json(trained, scenes, capsys):
     # evaluate recomputes exactly what train reported for the same (best) weights
     trained_metrics = json.loads((trained / "metrics.json").read_text())
     assert data["miou"] == pytest.approx(trained_metrics["miou"])
+
+
+def test_resize_mode_round_trip(scenes, tmp_path, capsys):
+    # Whole images resized to 48 pixels for the model, scored at the masks' 64x64: evaluate
+    # feeds new images the way the checkpoint says and finds train's numbers again.
+    out = tmp_path / "resized"
+    assert main(["train", "--data", str(scenes), "--epochs", "1", "--size", "48",
+                 "--input-mode", "resize", "--batch-size", "4", "--out", str(out), "--quiet",
+                 "--preset", "tiny"]) == 0
+    assert torch.load(out / "best.pt", weights_only=True)["config"]["input_mode"] == "resize"
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(scenes),
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["miou"] == pytest.approx(json.loads((out / "metrics.json").read_text())["miou"])
+
+
+def test_auto_input_mode_crops_unless_the_images_are_smaller():
+    assert choose_input_mode({(128, 128)}, 96) == "crop"
+    assert choose_input_mode({(96, 96)}, 96) == "crop"
+    assert choose_input_mode({(256, 320), (1040, 1388)}, 96) == "crop"  # varied sizes
+    assert choose_input_mode({(64, 64)}, 96) == "resize"  # a crop would be mostly padding
+    assert choose_input_mode({(64, 200), (300, 300)}, 96) == "resize"
 
 
 def test_predict_writes_palette_masks_of_any_size(trained, tmp_path):

@@ -150,6 +150,17 @@ def test_class_weights_inverse():
     torch.testing.assert_close(class_weights([5, 5, 5, 5], method="inverse"), torch.ones(4))
 
 
+def test_class_weights_sqrt_median():
+    # sqrt(0.3 / freq) for freq 0.6, 0.3, 0.1; an absent class keeps weight 0
+    torch.testing.assert_close(
+        class_weights([600, 300, 100], method="sqrt-median"),
+        torch.tensor([0.5**0.5, 1.0, 3.0**0.5]),
+    )
+    with pytest.warns(UserWarning, match="no pixels"):
+        weights = class_weights([100, 0, 300], method="sqrt-median")
+    torch.testing.assert_close(weights, torch.tensor([2.0**0.5, 0.0, (2 / 3) ** 0.5]))
+
+
 def test_class_weights_for_absent_classes():
     with pytest.warns(UserWarning, match=r"classes \[1\] have no pixels"):
         weights = class_weights([100, 0, 300])

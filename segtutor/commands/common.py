@@ -75,14 +75,16 @@ def image_sizes(*datasets: SegmentationDataset) -> set[tuple[int, int]]:
 
 
 def choose_input_mode(sizes: set[tuple[int, int]], size: int) -> str:
-    """`"resize"` when every image is one size not much larger than `size`, else `"crop"`.
+    """`"crop"` (native-resolution crops of `size`) unless every image is smaller than that.
 
-    Resizing a large or varied image to a small square changes the objects' scale from image to
-    image; training on native-resolution crops and predicting on whole images keeps it.
+    Crops keep the objects' scale: the model trains on windows of the images as they are and
+    predicts whole images at validation. Small crops also mean more steps per CPU second: on the
+    bundled scenes (128x128), 96-pixel crops reached a higher mIoU in the same time than whole
+    images (`benchmarks/train_targets.py`). Images smaller than `size` on a side are resized
+    to `size` instead (`"resize"`), so that no crop is mostly padding.
     """
-    uniform = len(sizes) == 1
-    largest = max(max(s) for s in sizes)
-    return "resize" if uniform and largest <= 2 * size else "crop"
+    smallest = min(min(s) for s in sizes)
+    return "crop" if smallest >= size else "resize"
 
 
 class _ImageOnly:

@@ -67,20 +67,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "after the best one); pass the same --epochs or --time-budget")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="course",
                         help="U-Net size: 'course' is fast on a CPU, 'full' is the paper's")
-    parser.add_argument("--size", type=int, default=128,
-                        help="training input size in pixels (square crops or resized images)")
+    parser.add_argument("--size", type=int, default=96,
+                        help="training input size in pixels: square crops at native resolution, "
+                             "or whole images resized to it (see --input-mode)")
     parser.add_argument("--input-mode", choices=["auto", "resize", "crop"], default="auto",
-                        help="resize whole images to --size, or train on native-resolution crops "
-                             "and predict whole images (auto: crop when sizes vary or are large)")
+                        help="train on native-resolution crops and predict whole images, or "
+                             "resize whole images to --size (auto: crop, unless the images are "
+                             "smaller than --size)")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="images per step (small batches: more steps per CPU second)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
     parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default="ce+dice")
-    parser.add_argument("--class-weights", choices=["none", "median", "inverse"],
-                        default="median",
+    parser.add_argument("--class-weights", choices=["none", "sqrt-median", "median", "inverse"],
+                        default="sqrt-median",
                         help="weight cross-entropy by class frequency, so that rare classes are "
-                             "learned (default: median frequency; with 'none' the bundled "
-                             "scenes' rings were missed entirely by one seed in three)")
+                             "learned (default: the square root of median-frequency weights; "
+                             "with 'none' the bundled scenes' rings were missed entirely by one "
+                             "seed in three, full 'median' weights over-predict rare classes)")
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="validation share when the folder has no train/ and val/ split")
     parser.add_argument("--workers", type=int, default=0,
