@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -229,6 +230,19 @@ def test_time_budget_stops_cleanly_and_keeps_the_best(tmp_path):
     assert float(cm.miou()) == pytest.approx(history.best_miou)
     saved = load_checkpoint(path)["model_state"]
     torch.testing.assert_close(saved["weight"], model.weight.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile needs a C compiler on a CPU")
+def test_compile_option_trains_the_same_model():
+    config = replace(CONFIG, num_epochs=2)
+    plain = fit(new_model(), *loaders(), config)
+    compiled_model = new_model()
+    compiled = fit(compiled_model, *loaders(), replace(config, compile=True))
+    # the same maths, fused differently: equal up to float rounding
+    np.testing.assert_allclose(compiled.train_loss, plain.train_loss, rtol=1e-4)
+    np.testing.assert_allclose(compiled.val_miou, plain.val_miou, atol=1e-6)
+    assert type(compiled_model) is nn.Conv2d  # fit compiles a wrapper, not the caller's model
 
 
 def test_early_stopping():

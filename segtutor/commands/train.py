@@ -90,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DataLoader worker processes (0: load in the main process)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--compile", action="store_true",
+                        help="train through torch.compile (about a minute of start-up on a CPU; "
+                             "pays off for long runs or large models)")
     parser.add_argument("--sync-batchnorm", action="store_true",
                         help="under torchrun on GPUs: BatchNorm statistics over all processes' "
                              "images (SyncBatchNorm), for small per-process batches")
@@ -148,6 +151,7 @@ def _train(args: argparse.Namespace) -> int:
         input_size=args.size,
         input_mode=mode,
         sync_batchnorm=args.sync_batchnorm,
+        compile=args.compile,
     )
     if args.lr is not None:
         config = replace(config, lr=args.lr)
