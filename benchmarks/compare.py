@@ -684,9 +684,7 @@ def main() -> None:
         json_path, doc_path, plot_path = args.json or RESULTS_JSON, args.doc or DOC, args.plot or PLOT
 
     if not args.render_only:
-        results = measure(args)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(_json_ready(results), indent=1) + "\n")
+        measure(args, json_path)
         print(f"wrote {_rel(json_path)}")
     if not json_path.is_file():
         raise SystemExit(f"{_rel(json_path)} is not there: run the benchmark first (without "
@@ -696,7 +694,9 @@ def main() -> None:
     print(f"wrote {_rel(doc_path)} and {_rel(plot_path)}")
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, json_path: Path) -> dict[str, Any]:
+    """Run every measurement; `json_path` is rewritten after each one, so that an interrupted
+    benchmark keeps what it measured (re-render it with --render-only)."""
     budgets = [float(b) for b in (args.budgets or ("4,8" if args.quick else "60,300")).split(",")]
     pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
     unknown = set(pipelines) - set(PIPELINES)
@@ -725,6 +725,19 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                      "quick": args.quick},
         "skipped": skipped, "runs": [], "throughput": [],
     }
+    # Throughput first: a few minutes, and the numbers the speed targets are about.
+    if not args.no_throughput:
+        warmup, timed, matmul_n = (1, 2, 1024) if args.quick else (2, 6, 4096)
+        for name in THROUGHPUT:
+            spec = {"kind": "throughput", "name": name, "warmup": warmup, "timed": timed,
+                    "matmul_n": matmul_n}
+            row = run_child(spec)
+            results["throughput"].append(row)
+            _save(results, json_path)
+            print(f"{name:32s} {row['images_per_s']:6.2f} img/s  "
+                  f"{row['train_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
+                  f"{100 * row['efficiency']:4.1f}% of matmul "
+                  f"({row['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s)", flush=True)
     total = len(datasets) * len(budgets) * len(pipelines)
     print(f"{total} runs, {sum(budgets) * len(datasets) * len(pipelines) / 60:.0f} min of "
           "budgets plus start-up and evaluation")
@@ -735,22 +748,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         "budget_s": budget}
                 run = run_child(spec)
                 results["runs"].append(run)
+                _save(results, json_path)
                 print(f"{dataset:7s} {budget:5.0f} s  {pipeline:8s}  mIoU {_f(run['miou'])}  "
                       f"{run['images_per_s']:6.1f} img/s  {run['epochs']:3d} epochs  "
                       f"peak {run['peak_rss_mib']:5.0f} MiB  ({run['wall_s']:.0f} s wall)",
                       flush=True)
-    if not args.no_throughput:
-        warmup, timed, matmul_n = (1, 2, 1024) if args.quick else (2, 6, 4096)
-        for name in THROUGHPUT:
-            spec = {"kind": "throughput", "name": name, "warmup": warmup, "timed": timed,
-                    "matmul_n": matmul_n}
-            row = run_child(spec)
-            results["throughput"].append(row)
-            print(f"{name:32s} {row['images_per_s']:6.2f} img/s  "
-                  f"{row['train_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
-                  f"{100 * row['efficiency']:4.1f}% of matmul "
-                  f"({row['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s)", flush=True)
     return results
+
+
+def _save(results: dict[str, Any], json_path: Path) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(_json_ready(results), indent=1) + "\n")
 
 
 def _json_ready(value: Any) -> Any:
