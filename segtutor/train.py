@@ -59,6 +59,7 @@ __all__ = [
     "Callback",
     "History",
     "TrainConfig",
+    "autocast_dtype",
     "choose_device",
     "evaluate",
     "fit",
@@ -123,7 +124,9 @@ class TrainConfig:
     seed: int = 0
     # "auto" picks cuda, then mps, then cpu (see choose_device); or name one, e.g. "cpu".
     device: str = "auto"
-    # Mixed precision (float16 autocast + gradient scaling). Used on CUDA only; ignored elsewhere.
+    # Mixed precision: float16 autocast + gradient scaling on CUDA; bfloat16 autocast on a CPU
+    # only where it computes bf16 natively (AVX512-BF16 or AMX, see `autocast_dtype`). Elsewhere
+    # (most laptops) bf16 is emulated, far slower than float32, so it stays off there.
     amp: bool = True
     # Channels-last memory layout: faster convolutions on most CPUs and GPUs, same numbers.
     channels_last: bool = True
@@ -296,6 +299,25 @@ def make_loader(
     )
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The mixed-precision type `fit` uses on `device` with `TrainConfig.amp`, or None for none.
+
+    float16 on CUDA; bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX, e.g. Intel
+    Xeon since Cooper Lake, AMD Zen 4); None on other CPUs, where bf16 is emulated and slower
+    than float32, and on MPS.
+    """
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and _cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def _cpu_has_native_bf16() -> bool:
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private torch.cpu probes
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def choose_device(preferred: str = "auto") -> torch.device:
     """The device to train on: `preferred` if named, else CUDA, then Apple's MPS, then the CPU.
 
@@ -404,7 +426,8 @@ def fit(
     num_classes = config.num_classes or getattr(model, "num_classes", None)
     if num_classes is None:
         raise ValueError("set TrainConfig.num_classes: the model has no num_classes attribute")
-    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = autocast_dtype(device) if config.amp else None
+    use_amp = amp_dtype is not None
     if len(train_loader) == 0:
         raise ValueError("train_loader is empty: no batches to train on")
 
@@ -432,7 +455,8 @@ def fit(
         )
     loss_fn = loss_fn.to(device)
     optimizer = _build_optimizer(model, config)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    # float16 needs its loss scaled (small gradients would round to 0); bfloat16 does not
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     history, step, elapsed_before = History(), 0, 0.0
     best_state = None
@@ -501,7 +525,7 @@ def fit(
             if config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
 
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = net(images)  # (N, C, H, W)
                 loss = loss_fn(logits, masks)
             if not torch.isfinite(loss):
@@ -541,7 +565,7 @@ def fit(
         broadcast_buffers(model)  # every process validates the model rank 0 saves
         val_start = time.monotonic()
         cm, val_loss = _validate(model, val_loader, num_classes, device, config.ignore_index,
-                                 loss_fn=loss_fn, use_amp=use_amp)
+                                 loss_fn=loss_fn, amp_dtype=amp_dtype)
         val_seconds = max(val_seconds, time.monotonic() - val_start)
         miou = float(cm.miou())
         history.epoch.append(epoch)
@@ -562,7 +586,7 @@ def fit(
                     model_state=best_state,
                     optimizer_state=optimizer.state_dict(),
                     scheduler_state={"step": step, "elapsed_s": time.monotonic() - start},
-                    scaler_state=scaler.state_dict() if use_amp else None,
+                    scaler_state=scaler.state_dict() if scaler.is_enabled() else None,
                     rng_state=_rng_state(train_loader),
                     history=history.to_dict(),
                     epoch=epoch,
@@ -577,7 +601,7 @@ def fit(
                 best_model_state=best_state,
                 optimizer_state=optimizer.state_dict(),
                 scheduler_state={"step": step, "elapsed_s": time.monotonic() - start},
-                scaler_state=scaler.state_dict() if use_amp else None,
+                scaler_state=scaler.state_dict() if scaler.is_enabled() else None,
                 rng_state=_rng_state(train_loader),
                 history=history.to_dict(),
                 epoch=epoch,
@@ -664,7 +688,7 @@ def _validate(
     device: torch.device,
     ignore_index: int,
     loss_fn: nn.Module | None = None,
-    use_amp: bool = False,
+    amp_dtype: torch.dtype | None = None,
 ):
     """One pass over `loader`: a confusion matrix over all of it, and the mean loss per image.
 
@@ -680,7 +704,7 @@ def _validate(
     for images, masks in loader:
         images = images.to(device, non_blocking=True)  # (N, 3, H, W)
         masks = masks.to(device, non_blocking=True)  # (N, h, w), maybe at another size
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(images)
         logits = _resize_logits(logits.float(), masks.shape[-2:])  # (N, C, h, w)
         if loss_fn is not None:

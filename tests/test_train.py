@@ -17,6 +17,7 @@ from segtutor.train import (
     Callback,
     History,
     TrainConfig,
+    autocast_dtype,
     choose_device,
     evaluate,
     fit,
@@ -243,6 +244,31 @@ def test_compile_option_trains_the_same_model():
     np.testing.assert_allclose(compiled.train_loss, plain.train_loss, rtol=1e-4)
     np.testing.assert_allclose(compiled.val_miou, plain.val_miou, atol=1e-6)
     assert type(compiled_model) is nn.Conv2d  # fit compiles a wrapper, not the caller's model
+
+
+def test_autocast_only_where_it_pays(monkeypatch):
+    import segtutor.train as train_module
+
+    assert autocast_dtype(torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: False)
+    assert autocast_dtype(torch.device("cpu")) is None  # emulated bf16: slower than float32
+    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: True)
+    assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
+
+
+def test_bf16_autocast_on_a_cpu_that_has_it(monkeypatch):
+    import segtutor.train as train_module
+
+    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: True)
+    model = new_model()
+    seen = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    history = fit(model, *loaders(), replace(CONFIG, num_epochs=4))
+    assert torch.bfloat16 in seen  # training ran under bf16 autocast
+    assert history.train_loss[-1] < history.train_loss[0]  # and still learned (no scaler needed)
+    assert next(model.parameters()).dtype == torch.float32  # the weights stay float32
+    without = fit(new_model(), *loaders(), replace(CONFIG, num_epochs=1, amp=False))
+    assert len(without) == 1
 
 
 def test_early_stopping():
