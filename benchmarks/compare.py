@@ -883,7 +883,44 @@ def results_markdown(results: dict[str, Any], plot_link: str) -> str:
             lines += ["", f"segtutor's loop runs the tutorial's U-Net "
                       f"**{b['images_per_s'] / a['images_per_s']:.2f}x** as fast as the "
                       "tutorial's loop does."]
+    lines += ["", *targets_markdown(results)]
     return "\n".join(lines)
+
+
+def targets_markdown(results: dict[str, Any]) -> list[str]:
+    """The issue's three targets, each checked against the numbers above: met or missed."""
+    lines = ["**Targets**, checked by the script against the numbers above:", ""]
+    groups: dict[tuple[str, float], dict[str, float | None]] = {}
+    for r in results["runs"]:
+        groups.setdefault((r["dataset"], r["budget_s"]), {})[r["pipeline"]] = r["miou"]
+    compared = {k: v for k, v in groups.items() if "segtutor" in v and len(v) > 1}
+    if compared:
+        misses = []
+        for (dataset, budget), by in compared.items():
+            ours = by["segtutor"]
+            others = {k: v for k, v in by.items() if k != "segtutor" and v is not None}
+            best = max(others, key=others.get) if others else None
+            if ours is None or (best is not None and ours <= others[best]):
+                misses.append(f"{dataset} {budget:.0f} s: {_f(ours)} against {best} "
+                              f"{_f(others[best])}")
+        verdict = "**met**" if not misses else "**missed** at " + "; ".join(misses)
+        lines.append(f"- segtutor has the highest val mIoU at every dataset and budget "
+                     f"({len(compared)} compared): {verdict}.")
+    by_name = {r["name"]: r for r in results.get("throughput", [])}
+    a = by_name.get("tutorial loop, tutorial U-Net")
+    b = by_name.get("segtutor loop, tutorial U-Net")
+    if a and b:
+        ratio = b["images_per_s"] / a["images_per_s"]
+        verdict = "**met**" if ratio >= 2 else f"**missed** (by {2 - ratio:.2f}x)"
+        lines.append(f"- At least 2x the tutorial pipeline's images/s on its own configuration: "
+                     f"{ratio:.2f}x, {verdict}.")
+    default = by_name.get("segtutor defaults")
+    if default:
+        eff = default["efficiency"]
+        verdict = "**met**" if eff >= 1 else f"**missed** (by {1 - eff:.2f})"
+        lines.append(f"- Hardware efficiency of at least 1.0 at the course default: {eff:.2f}, "
+                     f"{verdict}.")
+    return lines
 
 
 def draw(results: dict[str, Any], path: Path) -> None:
