@@ -828,7 +828,7 @@ def results_markdown(results: dict[str, Any], plot_link: str) -> str:
         f"throughput]({plot_link})",
         "",
     ]
-    for note in results.get("skipped", []):
+    for note in results.get("skipped", []) + results.get("notes", []):
         lines += [f"*{note}.*", ""]
     if results["runs"]:
         lines += [
