@@ -74,6 +74,13 @@ def test_resize_mode_round_trip(scenes, tmp_path, capsys):
     assert data["miou"] == pytest.approx(json.loads((out / "metrics.json").read_text())["miou"])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_sync_batchnorm_without_gpus_is_a_clear_error(scenes, capsys):
+    assert main(["train", "--data", str(scenes), "--epochs", "1", "--sync-batchnorm"]) == 2
+    err = capsys.readouterr().err
+    assert "--sync-batchnorm needs GPUs" in err and "Traceback" not in err
+
+
 def test_auto_input_mode_crops_unless_the_images_are_smaller():
     assert choose_input_mode({(128, 128)}, 96) == "crop"
     assert choose_input_mode({(96, 96)}, 96) == "crop"

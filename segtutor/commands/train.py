@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -100,6 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train; under `torchrun`, as one of several processes (see segtutor.distributed)."""
+    if args.sync_batchnorm and choose_device(args.device).type != "cuda":
+        print("error: --sync-batchnorm needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only); "
+              "leave it out on CPUs, where the processes share rank 0's BatchNorm statistics",
+              file=sys.stderr)
+        return 2
     with process_group(), _only_rank_0_prints():
         return _train(args)
 
