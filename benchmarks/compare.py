@@ -49,6 +49,7 @@ from torch import nn, optim
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from segtutor.commands.common import json_ready
 from segtutor.metrics import ConfusionMatrix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -758,17 +759,7 @@ def measure(args: argparse.Namespace, json_path: Path) -> dict[str, Any]:
 
 def _save(results: dict[str, Any], json_path: Path) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(_json_ready(results), indent=1) + "\n")
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
+    json_path.write_text(json.dumps(json_ready(results), indent=1) + "\n")
 
 
 def _rel(path: Path) -> str:

@@ -580,25 +580,11 @@ def fit(
         improved = not math.isnan(miou) and miou > best_miou
         if improved:
             best_miou, best_state, bad_epochs = miou, _cpu_state(model), 0
-            if config.checkpoint_path is not None and is_main_process():  # one writer per file
-                save_checkpoint(
-                    config.checkpoint_path,
-                    model_state=best_state,
-                    optimizer_state=optimizer.state_dict(),
-                    scheduler_state={"step": step, "elapsed_s": time.monotonic() - start},
-                    scaler_state=scaler.state_dict() if scaler.is_enabled() else None,
-                    rng_state=_rng_state(train_loader),
-                    history=history.to_dict(),
-                    epoch=epoch,
-                    **meta,
-                )
         else:
             bad_epochs += 1
-        if config.last_checkpoint_path is not None and is_main_process():
-            save_checkpoint(
-                config.last_checkpoint_path,
-                model_state=_cpu_state(model),
-                best_model_state=best_state,
+        write_best = improved and config.checkpoint_path is not None
+        if is_main_process() and (write_best or config.last_checkpoint_path is not None):
+            resume_state = dict(  # what a resumed run needs besides the weights
                 optimizer_state=optimizer.state_dict(),
                 scheduler_state={"step": step, "elapsed_s": time.monotonic() - start},
                 scaler_state=scaler.state_dict() if scaler.is_enabled() else None,
@@ -607,6 +593,11 @@ def fit(
                 epoch=epoch,
                 **meta,
             )
+            if write_best:  # rank 0 alone: one writer per file
+                save_checkpoint(config.checkpoint_path, model_state=best_state, **resume_state)
+            if config.last_checkpoint_path is not None:
+                save_checkpoint(config.last_checkpoint_path, model_state=_cpu_state(model),
+                                best_model_state=best_state, **resume_state)
         if progress:
             tqdm.write(
                 f"epoch {epoch}/{config.num_epochs}  train loss {history.train_loss[-1]:.4f}  "
