@@ -128,6 +128,13 @@ class UNet(nn.Module):
         bilinear: upsample with bilinear interpolation instead of transposed convolutions;
             as in the tutorial and milesial/Pytorch-UNet, the bottleneck and the decoder then
             have half the channels (about 17.3 M instead of 31.0 M parameters at full width).
+        deep_supervision: add a 1x1 `OutConv` ("auxiliary head") after every `Up` but the
+            last, so that the coarse decoder levels must predict the classes too (Lee et al.,
+            2015; nnU-Net trains this way). In training mode `forward` then returns
+            `(logits, aux)`, `aux` the list of coarser logits from the deepest level up (upsampled
+            bilinearly to the logits' size), for
+            `segtutor.losses.DeepSupervisionLoss` (`fit` wraps its loss in one by itself); in
+            eval mode it returns the logits alone, so evaluation and prediction do not change.
 
     Any input size works: when H or W is not a multiple of `size_multiple` (= `2 ** depth`),
     the images are zero-padded at the bottom and right up to the next multiple and the logits
@@ -150,6 +157,7 @@ class UNet(nn.Module):
         base_width: int = 64,
         depth: int = 4,
         bilinear: bool = False,
+        deep_supervision: bool = False,
     ):
         super().__init__()
         if depth < 1:
@@ -159,6 +167,7 @@ class UNet(nn.Module):
         self.base_width = base_width
         self.depth = depth
         self.bilinear = bilinear
+        self.deep_supervision = deep_supervision
         self.size_multiple = 2**depth
         self._warned_padding = False
 
@@ -177,8 +186,16 @@ class UNet(nn.Module):
             for i in range(depth, 0, -1)
         )
         self.outc = OutConv(widths[0], num_classes)
+        # One head per coarser decoder level (1/8, 1/4, 1/2 of the input size at depth 4):
+        # a few hundred weights that are dropped at prediction time.
+        self.aux_heads = nn.ModuleList(
+            OutConv(up.conv.double_conv[3].out_channels, num_classes)
+            for up in (self.ups[:-1] if deep_supervision else [])
+        )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         height, width = images.shape[-2:]
         x = self._pad_to_multiple(images)
 
@@ -189,11 +206,19 @@ class UNet(nn.Module):
 
         # Decoder (right side): up1(x5, x4), up2(x, x3), up3(x, x2), up4(x, x1).
         x = features.pop()
-        for up in self.ups:
+        aux = []
+        for level, up in enumerate(self.ups):
             x = up(x, features.pop())
+            if self.training and level < len(self.aux_heads):
+                # coarse logits (1/2**k of the size), upsampled back to compare with the masks
+                coarse = self.aux_heads[level](x)
+                scale = 2 ** (self.depth - 1 - level)
+                coarse = F.interpolate(coarse, scale_factor=scale, mode="bilinear")
+                aux.append(coarse[..., :height, :width])  # (N, num_classes, H, W)
 
-        logits = self.outc(x)
-        return logits[..., :height, :width]  # (N, num_classes, H, W)
+        logits = self.outc(x)[..., :height, :width]  # (N, num_classes, H, W)
+        # with deep supervision, in training mode only: (logits, coarser logits for the loss)
+        return (logits, aux) if aux else logits
 
     def _pad_to_multiple(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
@@ -228,7 +253,13 @@ PRESETS: dict[str, dict] = {
 """Named U-Net sizes for `build_unet`; see the module docstring for what each costs."""
 
 
-def build_unet(preset: str = "course", num_classes: int = 2, in_channels: int = 3) -> UNet:
+def build_unet(
+    preset: str = "course",
+    num_classes: int = 2,
+    in_channels: int = 3,
+    *,
+    deep_supervision: bool = False,
+) -> UNet:
     """A `UNet` of a named size from `PRESETS` ("full", "course" or "tiny").
 
     Example:
@@ -236,7 +267,8 @@ def build_unet(preset: str = "course", num_classes: int = 2, in_channels: int = 
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return UNet(in_channels=in_channels, num_classes=num_classes, **PRESETS[preset])
+    return UNet(in_channels=in_channels, num_classes=num_classes,
+                deep_supervision=deep_supervision, **PRESETS[preset])
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -52,6 +52,7 @@ from segtutor.distributed import (
     sum_over_processes,
 )
 from segtutor.errors import CheckpointError
+from segtutor.losses import DeepSupervisionLoss, build_loss
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -447,12 +448,12 @@ def fit(
     if distributed and config.sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same parameters, same state_dict
     if loss_fn is None:
-        from segtutor.losses import build_loss
-
         loss_fn = build_loss(
             config.loss, num_classes, class_weights=config.class_weights,
             ignore_index=config.ignore_index,
         )
+    if getattr(model, "deep_supervision", False) and not isinstance(loss_fn, DeepSupervisionLoss):
+        loss_fn = DeepSupervisionLoss(loss_fn)  # the model returns (logits, aux) when training
     loss_fn = loss_fn.to(device)
     optimizer = _build_optimizer(model, config)
     # float16 needs its loss scaled (small gradients would round to 0); bfloat16 does not
@@ -526,8 +527,9 @@ def fit(
                 images = images.contiguous(memory_format=torch.channels_last)
 
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = net(images)  # (N, C, H, W)
-                loss = loss_fn(logits, masks)
+                # logits (N, C, H, W); (logits, aux) from a UNet with deep supervision
+                outputs = net(images)
+                loss = loss_fn(outputs, masks)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"the training loss became {loss.item()} at epoch {epoch}, batch "
@@ -646,7 +648,7 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _run_metadata(model: nn.Module, loader: DataLoader, config: TrainConfig) -> dict[str, Any]:
     """The checkpoint fields that describe the run: config, how to rebuild the model, classes."""
-    keys = ("in_channels", "num_classes", "base_width", "depth", "bilinear")
+    keys = ("in_channels", "num_classes", "base_width", "depth", "bilinear", "deep_supervision")
     model_config = None
     if all(hasattr(model, key) for key in keys):
         model_config = {key: _plain(getattr(model, key)) for key in keys}

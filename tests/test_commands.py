@@ -45,6 +45,19 @@ def test_train_writes_the_run_folder(trained, capsys):
     checkpoint = torch.load(trained / "best.pt", weights_only=True)
     assert checkpoint["config"]["input_mode"] == "crop"  # 64-pixel crops of 64x64 images
     assert checkpoint["class_names"] == ["background", "disc", "bar", "ring"]
+    assert checkpoint["model_config"]["deep_supervision"]  # the default; heads in the weights
+    assert any(key.startswith("aux_heads.") for key in checkpoint["model_state"])
+
+
+def test_train_without_deep_supervision(scenes, tmp_path):
+    code = main([
+        "train", "--data", str(scenes), "--epochs", "1", "--size", "64", "--batch-size", "4",
+        "--out", str(tmp_path), "--quiet", "--preset", "tiny", "--no-deep-supervision",
+    ])
+    assert code == 0
+    checkpoint = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert not checkpoint["model_config"]["deep_supervision"]
+    assert not any(key.startswith("aux_heads.") for key in checkpoint["model_state"])
 
 
 def test_evaluate_prints_the_table_and_json(trained, scenes, capsys):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segtutor.losses import CEDiceLoss, DiceLoss, build_loss, class_weights
+from segtutor.losses import CEDiceLoss, DeepSupervisionLoss, DiceLoss, build_loss, class_weights
 
 LN3 = math.log(3)
 
@@ -170,3 +170,19 @@ def test_class_weights_for_absent_classes():
         class_weights([100, 0, 300], ignore_zero=False)
     with pytest.raises(ValueError, match="unknown method"):
         class_weights([1, 2], method="log")
+
+
+def test_deep_supervision_loss_is_the_weighted_sum_and_plain_for_one_tensor():
+    torch.manual_seed(0)
+    base = build_loss("ce+dice", 3)
+    masks = torch.randint(0, 3, (2, 8, 8))
+    masks[0, 0, :4] = 255
+    logits, a1, a2 = (torch.randn(2, 3, 8, 8) for _ in range(3))
+    loss = DeepSupervisionLoss(base)
+    expected = base(logits, masks) + 0.5 * base(a1, masks) + 0.5 * base(a2, masks)
+    torch.testing.assert_close(loss((logits, [a1, a2]), masks), expected)
+    torch.testing.assert_close(loss(logits, masks), base(logits, masks))  # eval-mode output
+    custom = DeepSupervisionLoss(base, weights=[1.0, 0.0])
+    torch.testing.assert_close(custom((logits, [a1, a2]), masks), base(logits, masks) + base(a1, masks))
+    with pytest.raises(ValueError, match="2 auxiliary outputs but 1 weights"):
+        DeepSupervisionLoss(base, weights=[1.0])((logits, [a1, a2]), masks)

@@ -122,3 +122,46 @@ def test_channels_last_gives_the_same_logits():
     model = model.to(memory_format=torch.channels_last)
     logits = model(images.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("bilinear", [False, True])
+def test_deep_supervision_outputs_in_training_and_logits_alone_in_eval(bilinear):
+    torch.manual_seed(0)
+    model = UNet(num_classes=3, base_width=4, depth=3, bilinear=bilinear, deep_supervision=True)
+    images = torch.randn(2, 3, 40, 24)  # 40 is padded to 48 and cropped back
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logits, aux = model.train()(images)
+        assert logits.shape == (2, 3, 40, 24)
+        assert [a.shape for a in aux] == [(2, 3, 40, 24)] * 2  # depth 3: levels 1/4 and 1/2
+        eval_logits = model.eval()(images)
+    assert isinstance(eval_logits, torch.Tensor) and eval_logits.shape == (2, 3, 40, 24)
+    # the main path is the plain U-Net's: the same weights without the heads give the same logits
+    plain = UNet(num_classes=3, base_width=4, depth=3, bilinear=bilinear).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if "aux_heads" not in k})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.testing.assert_close(plain(images), eval_logits)
+
+
+def test_deep_supervision_aux_is_the_upsampled_coarse_head():
+    torch.manual_seed(0)
+    model = UNet(num_classes=2, base_width=4, depth=2, deep_supervision=True).train()
+    features = {}
+    model.ups[0].register_forward_hook(lambda module, args, out: features.update(level0=out))
+    _, (aux,) = model(torch.randn(1, 3, 16, 16))
+    coarse = model.aux_heads[0](features["level0"])  # (1, 2, 8, 8): half the size at depth 2
+    assert coarse.shape == (1, 2, 8, 8)
+    torch.testing.assert_close(aux, F.interpolate(coarse, scale_factor=2, mode="bilinear"))
+
+
+def test_deep_supervision_heads_get_gradients_and_are_few_parameters():
+    torch.manual_seed(0)
+    model = UNet(num_classes=3, base_width=8, depth=4, deep_supervision=True).train()
+    logits, aux = model(torch.randn(2, 3, 32, 32))
+    masks = torch.randint(0, 3, (2, 32, 32))
+    sum(F.cross_entropy(out, masks) for out in [logits, *aux]).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    extra = count_parameters(model) - count_parameters(UNet(num_classes=3, base_width=8, depth=4))
+    assert extra == (64 + 1) * 3 + (32 + 1) * 3 + (16 + 1) * 3  # a 1x1 conv per coarse level
+    assert build_unet("course", 3, deep_supervision=True).deep_supervision

@@ -382,13 +382,64 @@ def test_unet_round_trips_through_a_checkpoint(tmp_path):
 
     seed_everything(0)
     model = UNet(num_classes=NUM_CLASSES, base_width=4, depth=2)
-    if not hasattr(model, "base_width"):
-        pytest.skip("segtutor.model.UNet does not store base_width yet")
     path = tmp_path / "best.pt"
     fit(model, *loaders(), replace(CONFIG, num_epochs=1, checkpoint_path=str(path)))
     checkpoint = load_checkpoint(path)
     assert checkpoint["model_config"] == dict(in_channels=3, num_classes=NUM_CLASSES,
-                                              base_width=4, depth=2, bilinear=False)
+                                              base_width=4, depth=2, bilinear=False,
+                                              deep_supervision=False)
     rebuilt = model_from_checkpoint(checkpoint)
     images = torch.rand(2, 3, 16, 16)
     torch.testing.assert_close(predict_logits(rebuilt, images), predict_logits(model, images))
+    # a checkpoint written before deep supervision existed has no such key: a plain UNet
+    del checkpoint["model_config"]["deep_supervision"]
+    assert not model_from_checkpoint(checkpoint).deep_supervision
+
+
+def test_fit_trains_the_heads_of_a_deeply_supervised_unet(tmp_path):
+    from segtutor.model import UNet
+
+    seed_everything(0)
+    model = UNet(num_classes=NUM_CLASSES, base_width=4, depth=2, deep_supervision=True)
+    heads_before = [p.detach().clone() for p in model.aux_heads.parameters()]
+    path = tmp_path / "best.pt"
+    history = fit(model, *loaders(), replace(CONFIG, num_epochs=2, checkpoint_path=str(path)))
+    assert all(math.isfinite(x) for x in history.train_loss + history.val_loss)
+    # only the auxiliary losses reach the heads: fit must have added them
+    assert all(not torch.equal(a, b) for a, b in zip(heads_before, model.aux_heads.parameters()))
+    rebuilt = model_from_checkpoint(path)
+    assert rebuilt.deep_supervision and not rebuilt.training
+    images = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(predict_logits(rebuilt, images), predict_logits(model, images))
+
+
+def test_deep_supervision_adds_the_heads_losses_to_the_training_loss():
+    from segtutor.losses import DeepSupervisionLoss, build_loss
+    from segtutor.model import UNet
+
+    recorded = []
+
+    class Recording(nn.Module):  # the plain loss, remembering what fit passed it
+        def __init__(self):
+            super().__init__()
+            self.loss = build_loss("ce", NUM_CLASSES)
+
+        def forward(self, outputs, masks):
+            recorded.append(outputs)
+            return self.loss(outputs, masks)
+
+    seed_everything(0)
+    model = UNet(num_classes=NUM_CLASSES, base_width=4, depth=2, deep_supervision=True)
+    fit(model, *loaders(), replace(CONFIG, num_epochs=1), loss_fn=Recording())
+    # in training: the main logits, then the one coarse level's, each on its own (fit wrapped
+    # the loss in DeepSupervisionLoss); in validation: the logits alone
+    shapes = [tuple(o.shape) for o in recorded]
+    assert shapes[:2] == [(4, NUM_CLASSES, 16, 16)] * 2
+    assert all(isinstance(o, torch.Tensor) for o in recorded)
+    # a loss that is already a DeepSupervisionLoss is used as given (not wrapped twice): with
+    # weight 0 the heads get no gradient, and AdamW only decays them by lr * weight_decay
+    heads_before = [p.detach().clone() for p in model.aux_heads.parameters()]
+    explicit = DeepSupervisionLoss(build_loss("ce", NUM_CLASSES), weights=[0.0])
+    fit(model, *loaders(), replace(CONFIG, num_epochs=1), loss_fn=explicit)
+    for before, after in zip(heads_before, model.aux_heads.parameters(), strict=True):
+        torch.testing.assert_close(after.detach(), before, rtol=1e-4, atol=0)
