@@ -13,6 +13,9 @@ and width, concatenates the encoder features of the same size (the skip connecti
 the channels. With `base_width=64, depth=4` the channels are 64, 128, 256, 512, 1024: the
 full U-Net of the tutorial (31.0 M parameters). `PRESETS["course"]` has the same figure with
 1/8 of the channels (0.49 M parameters), about 60 times faster to train on a 2-core laptop CPU.
+
+`UNet(deep_supervision=True)` adds a 1x1 head to every coarser `Up`, whose predictions are
+trained too (see `UNet`); `python -m segtutor train` uses it by default.
 """
 
 from __future__ import annotations
