@@ -1,6 +1,7 @@
 """Rerunnable check of the training targets: wall time and validation mIoU of `segtutor train`.
 
     python benchmarks/train_targets.py                      # defaults on the bundled scenes
+    python benchmarks/train_targets.py --seeds 0 1 2        # the same with other seeds too
     python benchmarks/train_targets.py --nuclei ../shared/data/nuclei --budget 300
 
 Each run is the real command line in a fresh process (start-up included), timed from outside,
@@ -36,9 +37,11 @@ def main() -> None:
     parser.add_argument("--nuclei", type=Path, default=None,
                         help="also train on this folder (the 2018 Data Science Bowl nuclei)")
     parser.add_argument("--budget", type=float, default=300, help="time budget for --nuclei")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="train on the scenes once per seed (default: the command's seed, 0)")
     args = parser.parse_args()
 
-    results = [run_train([])]
+    results = [run_train([] if seed == 0 else ["--seed", str(seed)]) for seed in args.seeds]
     if args.nuclei is not None:
         results.append(run_train(["--data", str(args.nuclei), "--time-budget", str(args.budget)]))
     for r in results:

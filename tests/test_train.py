@@ -406,7 +406,8 @@ def test_fit_trains_the_heads_of_a_deeply_supervised_unet(tmp_path):
     history = fit(model, *loaders(), replace(CONFIG, num_epochs=2, checkpoint_path=str(path)))
     assert all(math.isfinite(x) for x in history.train_loss + history.val_loss)
     # only the auxiliary losses reach the heads: fit must have added them
-    assert all(not torch.equal(a, b) for a, b in zip(heads_before, model.aux_heads.parameters()))
+    heads_after = list(model.aux_heads.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(heads_before, heads_after, strict=True))
     rebuilt = model_from_checkpoint(path)
     assert rebuilt.deep_supervision and not rebuilt.training
     images = torch.rand(2, 3, 16, 16)
