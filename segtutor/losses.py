@@ -164,7 +164,7 @@ class DeepSupervisionLoss(nn.Module):
         if isinstance(outputs, torch.Tensor):
             return self.loss(outputs, masks)
         logits, aux = outputs
-        weights = self.weights or [0.5] * len(aux)
+        weights = [0.5] * len(aux) if self.weights is None else self.weights
         if len(weights) != len(aux):
             raise ValueError(f"{len(aux)} auxiliary outputs but {len(weights)} weights")
         total = self.loss(logits, masks)
