@@ -88,6 +88,7 @@ class Up(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, bilinear: bool = False):
         super().__init__()
+        self.out_channels = out_channels
         if bilinear:
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
             self.conv = DoubleConv(in_channels, out_channels, mid_channels=in_channels // 2)
@@ -190,9 +191,9 @@ class UNet(nn.Module):
         )
         self.outc = OutConv(widths[0], num_classes)
         # One head per coarser decoder level (1/8, 1/4, 1/2 of the input size at depth 4):
-        # a few hundred weights that are dropped at prediction time.
+        # a few hundred weights, unused at prediction time.
         self.aux_heads = nn.ModuleList(
-            OutConv(up.conv.double_conv[3].out_channels, num_classes)
+            OutConv(up.out_channels, num_classes)
             for up in (self.ups[:-1] if deep_supervision else [])
         )
 
