@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import tv_tensors
 
+from segtutor.distributed import is_distributed
 from segtutor.errors import DataError, Problem
 from segtutor.settings import IGNORE_INDEX
 
@@ -42,6 +45,7 @@ __all__ = [
     "DatasetReport",
     "SegmentationDataset",
     "load_splits",
+    "make_loader",
     "read_image",
     "read_metadata",
     "scan",
@@ -1089,3 +1093,54 @@ def _split_stems(
         val = by_draw[:1] if not val else by_draw[:-1]
     chosen = set(val)
     return [s for s in stems if s not in chosen], [s for s in stems if s in chosen]
+
+
+# --- loaders ---------------------------------------------------------------------------------
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker with base_seed + worker_id; python and numpy must follow, or every
+    # worker would draw the same "random" augmentations.
+    worker_seed = torch.initial_seed() % 2**32
+    random.seed(worker_seed)
+    np.random.seed(worker_seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    **kwargs: Any,
+) -> DataLoader:
+    """A `DataLoader` whose shuffling and worker randomness repeat for the same `seed`.
+
+    The shuffling order comes from its own `torch.Generator` (`loader.generator`), so it does not
+    depend on how many random numbers the model drew; `fit` saves and restores that generator
+    when it checkpoints and resumes. Extra keyword arguments go to `DataLoader`.
+
+    Use `batch_size=1` for validation sets whose images have different sizes.
+
+    Under torchrun (see `segtutor.distributed`), `shuffle=True` gives each process its own share
+    of every epoch through a `DistributedSampler(seed=seed)`, and `batch_size` is per process: one
+    optimizer step sees `world_size * batch_size` images. A loader with `shuffle=False` is not
+    split here; `fit` and `evaluate` split validation batches among the processes themselves.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    if shuffle and is_distributed() and "sampler" not in kwargs:
+        # One seeded permutation, the same in every process; each takes every world_size-th item.
+        # fit calls sampler.set_epoch(epoch), so that each epoch has a new permutation.
+        kwargs["sampler"] = DistributedSampler(dataset, shuffle=True, seed=seed)
+        shuffle = False  # the sampler shuffles
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=generator,
+        worker_init_fn=_seed_worker,
+        persistent_workers=num_workers > 0,
+        **kwargs,
+    )

@@ -23,7 +23,7 @@ GPU to use) and `MASTER_ADDR`/`MASTER_PORT` (where to meet the others).
 
 Outside torchrun nothing here does anything: no process group is made, `world_size()` is 1,
 `is_main_process()` is True, and the reductions give back what they were given. `fit`,
-`evaluate` and `make_loader` (segtutor.train) call these functions, so the same code runs in
+`evaluate` (segtutor.train) and `make_loader` (segtutor.data) call these functions, so the same code runs in
 one process or in many.
 """
 

@@ -28,6 +28,7 @@ from segtutor.settings import IGNORE_INDEX
 
 __all__ = [
     "LOSS_NAMES",
+    "RECOMMENDED_WEIGHTING",
     "CEDiceLoss",
     "DeepSupervisionLoss",
     "DiceLoss",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 LOSS_NAMES = ("ce", "dice", "ce+dice")
+# The class weighting the recipe trains with and `check-data` recommends (one place for both):
+# full median weights over-predict rare classes; their square root still lifts them.
+RECOMMENDED_WEIGHTING = "sqrt-median"
 
 
 def _as_weight_tensor(weight: torch.Tensor | Sequence[float] | None) -> torch.Tensor | None:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from segtutor.data import SegmentationDataset
 from segtutor.errors import DataError, Problem
-from segtutor.train import make_loader
+from segtutor.data import make_loader
 from segtutor.transforms import eval_transforms
 
 __all__ = [
