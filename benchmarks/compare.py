@@ -447,7 +447,7 @@ def segtutor_argv(data: str, out: str, extra: Sequence[str] = ()) -> list[str]:
 
 def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     """One (pipeline, dataset, budget) run; returns its numbers."""
-    from segtutor.data import read_metadata
+    from segtutor.formats import read_metadata
     from segtutor.model import count_parameters
     from segtutor.train import seed_everything
 

@@ -13,8 +13,10 @@ One module per concept, each introduced in a notebook:
 The names below are re-exported so that `import segtutor as st; st.UNet(...)` works.
 """
 
-from segtutor.data import SegmentationDataset, load_splits, read_metadata, scan
+from segtutor.checks import scan
+from segtutor.data import SegmentationDataset, load_splits
 from segtutor.errors import CheckpointError, DataError
+from segtutor.formats import read_metadata
 from segtutor.losses import CEDiceLoss, DiceLoss, build_loss, class_weights
 from segtutor.metrics import ConfusionMatrix, confusion_matrix
 from segtutor.model import UNet, build_unet, count_flops, count_parameters

@@ -1,7 +1,7 @@
 """The command line: `python -m segtutor {check-data,train,evaluate,predict,make-samples}`.
 
-Each sub-command lives in the module that owns its concept and exposes two functions,
-`add_arguments(parser)` and `run(args) -> int`. This file only dispatches and turns the errors a
+Each sub-command is one module of `segtutor.commands` (argparse and printing only) that exposes
+two functions, `add_arguments(parser)` and `run(args) -> int`. This file only dispatches and turns the errors a
 user can fix (`DataError`, `CheckpointError`) into one clear message and exit code 2.
 """
 
@@ -17,11 +17,11 @@ __all__ = ["main"]
 
 # command name -> (module that implements it, one-line help)
 COMMANDS = {
-    "check-data": ("segtutor.doctor", "check a dataset folder and explain every problem"),
+    "check-data": ("segtutor.commands.check_data", "check a dataset folder and explain every problem"),
     "train": ("segtutor.commands.train", "train a U-Net on an images/ + masks/ folder"),
     "evaluate": ("segtutor.commands.evaluate", "evaluate a checkpoint on a dataset"),
     "predict": ("segtutor.commands.predict", "write predicted masks for images"),
-    "make-samples": ("segtutor.synth", "regenerate the bundled sample datasets"),
+    "make-samples": ("segtutor.commands.make_samples", "regenerate the bundled sample datasets"),
 }
 
 

@@ -1,64 +1,39 @@
-"""The mask doctor: check a dataset folder and explain every problem with its fix.
+"""The mask doctor's report: what `segtutor.checks` found in a dataset folder, as text.
 
-`python -m segtutor check-data DIR [--num-classes K] [--binary-255]` prints, for each split
-(`DIR` itself, or `DIR/train`, `DIR/val`, ...): the pairs, image sizes, image and mask modes,
-the values found in the masks, class pixel frequencies and suggested class weights, then every
-problem with what to do about it. Exit code 0 when the dataset can be used, 2 when it cannot.
+`python -m segtutor check-data DIR` (`segtutor.commands.check_data`) prints it: for each split
+(`DIR` itself, or `DIR/train`, `DIR/val`, ...) the pairs, image sizes, image and mask modes, the
+values found in the masks, class pixel frequencies and the class weights `train` would use
+(`segtutor.losses.class_weights` with `RECOMMENDED_WEIGHTING`), then every problem with what to
+do about it.
 
-Introduced in the data notebook; it prints what `segtutor.data.scan` finds.
+Introduced in `01_data.ipynb`. A report above the data side and the losses: it may use both.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import warnings
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from segtutor.data import DatasetReport, scan_splits
-from segtutor.errors import DataError
+from segtutor.checks import DatasetReport
+from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["add_arguments", "median_frequency_weights", "report_text", "run"]
-
-EXIT_OK = 0
-EXIT_UNUSABLE = 2
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `check-data` arguments to `parser`."""
-    parser.add_argument("dir", metavar="DIR", help="dataset folder (holding images/ + masks/, "
-                        "or train/ and val/ that each hold them)")  # fmt: skip
-    parser.add_argument("--num-classes", type=int, default=None, metavar="K",
-                        help="number of classes, background included (default: from "
-                        "dataset.json, else the largest mask value + 1)")  # fmt: skip
-    parser.add_argument("--binary-255", action="store_true",
-                        help="read mask value 255 as class 1 (0/255 binary masks), not as ignore")  # fmt: skip
-
-
-def run(args: argparse.Namespace) -> int:
-    """Check `args.dir`, print the report; return 0 when usable, 2 when not. Never raises."""
-    root = Path(args.dir).expanduser()
-    try:
-        # decode every image too: the doctor is run once, so thoroughness beats speed
-        reports = scan_splits(root, args.num_classes, args.binary_255, decode_images=True)
-    except DataError as error:  # scan collects problems itself; this is a safety net
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    except OSError as error:  # e.g. a folder we may not list
-        print(
-            f"error: cannot read {error.filename or root}: {error.strerror or error}",
-            file=sys.stderr,
-        )
-        return EXIT_UNUSABLE
-    print(report_text(root, reports))
-    return EXIT_OK if all(r.ok for r in reports.values()) else EXIT_UNUSABLE
+__all__ = ["recommended_weights", "report_text"]
 
 
 def report_text(root: Path, reports: dict[str, DatasetReport]) -> str:
-    """The whole check-data report as text: one section per split, then the verdict."""
+    """The whole check-data report as text: one section per split, then the verdict.
+
+    Introduced in `01_data.ipynb`.
+
+    Args:
+        root: the folder that was checked (named in the first line).
+        reports: `segtutor.checks.scan_splits(root, ...)`.
+    """
     lines = [f"check-data {root}"]
     splits = [name for name in reports if name != "all"]
     if splits:
@@ -104,10 +79,11 @@ def _frequencies(report: DatasetReport, with_weights: bool) -> list[str]:
     counts = report.pixel_counts()  # (num_classes,)
     total = int(counts.sum())
     ignored = report.value_counts.get(IGNORE_INDEX, 0)
-    weights = median_frequency_weights(counts)
+    weights = recommended_weights(counts)
+    title = f"class pixel frequencies and class weights ({RECOMMENDED_WEIGHTING}, train's default):"
     head = "  class  name                 pixels      share"
-    lines = ["class pixel frequencies" + (" and suggested class weights (median frequency):"
-                                          if with_weights else ":"), head + ("   weight" if with_weights else "")]  # fmt: skip
+    lines = [title if with_weights else "class pixel frequencies:",
+             head + ("   weight" if with_weights else "")]  # fmt: skip
     for k, n in enumerate(counts):
         row = f"  {k:>5}  {report.class_names[k][:18]:<18} {int(n):>11} {100 * n / max(total, 1):>9.2f}%"
         lines.append(row + (f" {weights[k]:>8.3f}" if with_weights else ""))
@@ -116,19 +92,17 @@ def _frequencies(report: DatasetReport, with_weights: bool) -> list[str]:
     return lines
 
 
-def median_frequency_weights(pixel_counts: np.ndarray) -> np.ndarray:
-    """Class weights `median(freq) / freq[c]` (Eigen & Fergus 2015), `(num_classes,)` float.
+def recommended_weights(pixel_counts: np.ndarray | Sequence[int]) -> list[float]:
+    """The class weights `train` uses by default, one per class; 0 for a class with no pixels.
 
-    A class with no pixels gets weight 0 (nothing to weigh). `segtutor.losses.class_weights` is the
-    library version; this copy keeps the doctor free of the training modules.
+    `segtutor.losses.class_weights(pixel_counts, RECOMMENDED_WEIGHTING)`, so that `check-data`
+    recommends what `train` does; all 0 when no class has a pixel. Introduced in `01_data.ipynb`.
     """
-    counts = np.asarray(pixel_counts, dtype=np.float64)
-    freq = counts / max(counts.sum(), 1.0)
-    present = freq > 0
-    weights = np.zeros_like(freq)
-    if present.any():
-        weights[present] = np.median(freq[present]) / freq[present]
-    return weights
+    if not any(int(n) > 0 for n in pixel_counts):
+        return [0.0] * len(pixel_counts)
+    with warnings.catch_warnings():  # a class with no pixels is already a note in the report
+        warnings.simplefilter("ignore")
+        return class_weights(pixel_counts, RECOMMENDED_WEIGHTING).tolist()
 
 
 def _histogram(counter: Counter[str]) -> str:

@@ -1,16 +1,23 @@
-"""Errors that reach users: each names the file and says what to do."""
+"""Errors that reach users: each names the file and says what to do.
+
+Introduced in `01_data.ipynb`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["CheckpointError", "DataError", "Problem"]
+__all__ = ["CheckpointError", "DataError", "Problem", "listed"]
+
+LIST_LIMIT = 8  # how many files or values a message names before it says "and N more"
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a dataset.
+    """One thing wrong with a dataset. Introduced in `01_data.ipynb`.
 
     Args:
         path: the file or folder at fault.
@@ -28,7 +35,10 @@ class Problem:
 
 
 class DataError(ValueError):
-    """Raised before training starts when a dataset cannot be used; lists every problem at once."""
+    """Raised before training starts when a dataset cannot be used; lists every problem at once.
+
+    Introduced in `01_data.ipynb`. The command line prints it and exits with code 2.
+    """
 
     def __init__(self, problems: list[Problem] | Problem | str, path: Path | str = ""):
         if isinstance(problems, str):
@@ -42,4 +52,16 @@ class DataError(ValueError):
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, or was not written by segtutor."""
+    """A checkpoint file is missing, corrupt, or was not written by segtutor.
+
+    Introduced in `04_training.ipynb`.
+    """
+
+
+def listed(items: Sequence[Any], limit: int = LIST_LIMIT) -> str:
+    """`a, b, c` or `a, b, ... and 12 more`: messages stay readable for big datasets.
+
+    Introduced in `01_data.ipynb` (in every `DataError` message).
+    """
+    shown = ", ".join(str(x) for x in items[:limit])
+    return f"{shown} ... and {len(items) - limit} more" if len(items) > limit else shown

@@ -1,4 +1,4 @@
-"""Regenerate the bundled sample datasets (`python -m segtutor make-samples`).
+"""The bundled sample datasets, drawn from a seed (`python -m segtutor make-samples` writes them).
 
 Two small synthetic datasets, drawn with numpy from a seed, byte for byte the same on every run:
 
@@ -14,16 +14,14 @@ Two small synthetic datasets, drawn with numpy from a seed, byte for byte the sa
 Each is written as `DIR/{train,val}/{images,masks}/<stem>.png` plus `DIR/dataset.json` and
 `DIR/README.md` (see the dataset folder format in DEVELOPERS.md).
 
-Introduced in the data notebook.
+Introduced in `01_data.ipynb`.
 """
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +33,8 @@ __all__ = [
     "DATASETS",
     "GENERATORS",
     "SAMPLE_SETS",
-    "add_arguments",
     "make_cells_image",
     "make_scene",
-    "run",
     "write_dataset",
 ]
 
@@ -254,7 +250,7 @@ def _textured_fill(
 def make_scene(
     rng: np.random.Generator, size: tuple[int, int] = (128, 128)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One multi-class scene.
+    """One multi-class scene. Introduced in `01_data.ipynb`.
 
     Returns:
         image: `(H, W, 3)` uint8 RGB.
@@ -319,7 +315,7 @@ def _cells(rng: np.random.Generator, size: tuple[int, int]) -> list[tuple[float,
 def make_cells_image(
     rng: np.random.Generator, size: tuple[int, int] = (128, 128)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One microscopy-like image of touching cells.
+    """One microscopy-like image of touching cells. Introduced in `01_data.ipynb`.
 
     Returns:
         image: `(H, W, 3)` uint8 RGB.
@@ -377,6 +373,8 @@ def write_dataset(
     seed: int = 0,
 ) -> dict:
     """Write `out_dir/{train,val}/{images,masks}/*.png`, `dataset.json` and `README.md`.
+
+    Introduced in `01_data.ipynb` (`python -m segtutor make-samples` calls it).
 
     Image `i` is drawn from its own generator seeded with `(seed, kind, i)`, so the first images
     are the same whatever `n_train` and `n_val` are, and a small set is a prefix of a large one.
@@ -496,24 +494,3 @@ _HOW = {
         "so that touching cells stay separate objects (count them with connected components)."
     ),
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# The `make-samples` command
-# ---------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out", default="data_samples", help="output folder (default: data_samples)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-
-
-def run(args: argparse.Namespace) -> int:
-    for kind, spec in SAMPLE_SETS.items():
-        start = time.perf_counter()
-        summary = write_dataset(Path(args.out) / kind, kind, seed=args.seed, **spec)
-        counts = ", ".join(f"{n} {split}" for split, n in summary["counts"].items())
-        print(f"{Path(args.out) / kind}: {counts} in {time.perf_counter() - start:.1f} s")
-    return 0

@@ -5,7 +5,7 @@ Built on `torchvision.transforms.v2`, which dispatches on the tensor's type: wra
 way, resize the mask with nearest neighbour (a class index must never be averaged into another
 class), and leave the mask alone in photometric steps (colour jitter, normalisation).
 
-Introduced in the data notebook.
+Introduced in `01_data.ipynb`.
 
 Example:
     >>> transform = train_transforms((128, 128))
@@ -33,6 +33,8 @@ ROTATION_FILL = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
 
 class PairTransform:
     """Callable `(image, mask) -> (image, mask)` around a `v2.Compose`.
+
+    Introduced in `01_data.ipynb`.
 
     Accepts the image as a uint8 `(3, H, W)` tensor / `tv_tensors.Image`, a PIL image or an
     `(H, W, 3)` uint8 array, and the mask as an `(H, W)` integer tensor / `tv_tensors.Mask` or
@@ -64,6 +66,8 @@ def train_transforms(
     std: Sequence[float] | None = IMAGENET_STD,
 ) -> PairTransform:
     """Random augmentation for training; every geometric step moves image and mask together.
+
+    Introduced in `01_data.ipynb`.
 
     Args:
         size: output `(H, W)` (or one int for a square).
@@ -117,6 +121,8 @@ def eval_transforms(
 ) -> PairTransform:
     """Deterministic transform for validation and prediction: optional resize, then normalise.
 
+    Introduced in `01_data.ipynb`.
+
     Args:
         size: output `(H, W)`; `None` keeps each image's own size (the U-Net is fully
             convolutional, so it does not need one size; a DataLoader batch does).
@@ -137,7 +143,10 @@ def denormalize(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> torch.Tensor:
-    """Undo `Normalize` for plotting: `(N, 3, H, W)` or `(3, H, W)` -> same shape in `[0, 1]`."""
+    """Undo `Normalize` for plotting: `(N, 3, H, W)` or `(3, H, W)` -> same shape in `[0, 1]`.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     mean_t = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(-1, 1, 1)
     std_t = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(-1, 1, 1)
     return (images * std_t + mean_t).clamp(0, 1)

@@ -1,4 +1,5 @@
-"""Tests for `check-data` (segtutor.doctor): exit codes, what it prints, no tracebacks."""
+"""Tests for `check-data` (segtutor.doctor's report, segtutor.commands.check_data): exit codes,
+what it prints, no tracebacks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from PIL import Image
 
 from segtutor import doctor
+from segtutor.commands import check_data
+from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
 
 H, W = 6, 8
 
@@ -32,8 +35,8 @@ def make_split(root: Path, labels: dict[str, int], foreground: int = 1) -> Path:
 def check(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Run check-data the way the command line does; return (exit code, stdout + stderr)."""
     parser = argparse.ArgumentParser(prog="check-data")
-    doctor.add_arguments(parser)
-    code = doctor.run(parser.parse_args([str(a) for a in argv]))
+    check_data.add_arguments(parser)
+    code = check_data.run(parser.parse_args([str(a) for a in argv]))
     out = capsys.readouterr()
     return code, out.out + out.err
 
@@ -46,13 +49,28 @@ def test_usable_dataset_exits_0_and_describes_it(tmp_path: Path, capsys) -> None
     assert "image modes: RGB x3" in out and "mask modes: L x3" in out
     assert "mask values: 0, 1, 2" in out
     # 3 masks of 48 px: class 0 has 24 + 24 + 0, class 1 has 3 * 24 = 72, class 2 has 24
-    assert "72" in out and "50.00%" in out and "median frequency" in out
+    assert "72" in out and "50.00%" in out and f"class weights ({RECOMMENDED_WEIGHTING}, train's default)" in out
     assert "problems: none" in out and "OK" in out
 
 
-def test_median_frequency_weights() -> None:
-    weights = doctor.median_frequency_weights(np.array([80, 20, 0]))
-    np.testing.assert_allclose(weights, [0.5 / 0.8, 0.5 / 0.2, 0.0])
+def test_recommended_weights_are_the_ones_train_uses() -> None:
+    counts = np.array([80, 20, 0])
+    weights = doctor.recommended_weights(counts)  # no warning: the report notes empty classes
+    with pytest.warns(UserWarning):
+        expected = class_weights(counts, RECOMMENDED_WEIGHTING)
+    np.testing.assert_allclose(weights, expected.tolist())
+    np.testing.assert_allclose(weights, [(0.5 / 0.8) ** 0.5, (0.5 / 0.2) ** 0.5, 0.0], rtol=1e-6)
+    assert doctor.recommended_weights([0, 0]) == [0.0, 0.0]  # nothing counted: nothing to weigh
+
+
+def test_the_report_prints_the_weights_train_uses(tmp_path: Path, capsys) -> None:
+    root = make_split(tmp_path / "ds", {"a": 0, "b": 2, "c": 0})
+    code, out = check(root, capsys=capsys)
+    assert code == 0
+    counts = [24 + 24 + 0, 72, 24]
+    for k, w in enumerate(class_weights(counts, RECOMMENDED_WEIGHTING).tolist()):
+        assert any(line.split()[:1] == [str(k)] and line.endswith(f"{w:8.3f}")
+                   for line in out.splitlines()), (k, w, out)
 
 
 def test_both_splits_are_reported(tmp_path: Path, capsys) -> None:
@@ -136,8 +154,8 @@ def test_through_the_command_line_dispatcher(tmp_path: Path, capsys) -> None:
         parser = argparse.ArgumentParser(prog="python -m segtutor")
         sub = parser.add_subparsers(dest="command", required=True)
         command = sub.add_parser("check-data")
-        doctor.add_arguments(command)
-        command.set_defaults(run=doctor.run)
+        check_data.add_arguments(command)
+        command.set_defaults(run=check_data.run)
 
         def main(argv: list[str]) -> int:
             args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Tests for segtutor.synth and the bundled data_samples/ it wrote."""
+"""Tests for segtutor.synth, the make-samples command and the bundled data_samples/ it wrote."""
 
 import argparse
 import json
@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from segtutor import synth
+from segtutor.commands import make_samples
 from segtutor.settings import IGNORE_INDEX
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
@@ -142,8 +143,8 @@ def test_make_samples_command_writes_both_datasets(tmp_path, monkeypatch, capsys
         {k: {"n_train": 2, "n_val": 1, "size": (32, 32)} for k in synth.GENERATORS},
     )
     parser = argparse.ArgumentParser()
-    synth.add_arguments(parser)
-    assert synth.run(parser.parse_args(["--out", str(tmp_path), "--seed", "1"])) == 0
+    make_samples.add_arguments(parser)
+    assert make_samples.run(parser.parse_args(["--out", str(tmp_path), "--seed", "1"])) == 0
     for kind in synth.GENERATORS:
         assert len(list((tmp_path / kind / "val" / "masks").glob("*.png"))) == 1
         assert (tmp_path / kind / "dataset.json").is_file()

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segtutor.data import IMAGE_EXTENSIONS, read_image
 from segtutor.errors import DataError, Problem
+from segtutor.formats import is_image_file, read_image
 from segtutor.train import choose_device, load_checkpoint, model_from_checkpoint, predict
 from segtutor.transforms import eval_transforms
 from segtutor.viz import make_palette, overlay
@@ -39,10 +39,7 @@ def input_files(path: Path) -> list[Path]:
         raise DataError(Problem(path, "does not exist", "pass an image file or a folder of images"))
     if path.is_file():
         return [path]
-    files = sorted(
-        p for p in path.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    files = sorted(p for p in path.iterdir() if is_image_file(p))
     if not files:
         raise DataError(Problem(path, "holds no images (.png, .jpg, .bmp, .tif)",
                                 "pass a folder that contains images, e.g. DIR/images"))

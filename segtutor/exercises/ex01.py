@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from segtutor.data import IMAGE_EXTENSIONS, VOC_PALETTE
 from segtutor.exercises.core import Case, Question, compare_tensors, compare_values
+from segtutor.formats import IMAGE_EXTENSIONS, VOC_PALETTE
 from segtutor.settings import IGNORE_INDEX
 
 __all__ = ["q1", "q2", "q3", "q4"]
