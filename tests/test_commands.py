@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from segtutor.cli import main
-from segtutor.commands.common import choose_input_mode
+from segtutor.recipe import choose_input_mode
 from segtutor.synth import write_dataset
 
 

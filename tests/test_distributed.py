@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from segtutor.commands.common import val_loader_for
 from segtutor.data import load_splits
 from segtutor.distributed import (
     barrier,
@@ -32,6 +31,7 @@ from segtutor.distributed import (
     world_size,
 )
 from segtutor.model import build_unet
+from segtutor.recipe import val_loader_for
 from segtutor.synth import write_dataset
 from segtutor.train import evaluate, load_checkpoint, make_loader, model_from_checkpoint
 

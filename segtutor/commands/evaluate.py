@@ -11,16 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
-from segtutor.commands.common import (
-    add_data_arguments,
-    choose_input_mode,
-    image_sizes,
-    json_ready,
-    resolve_data,
-    val_loader_for,
-)
+from segtutor.commands.common import add_data_arguments, json_ready
 from segtutor.data import SegmentationDataset
 from segtutor.errors import DataError, Problem
+from segtutor.recipe import choose_input_mode, image_sizes, resolve_data, val_loader_for
 from segtutor.train import choose_device, evaluate, load_checkpoint, model_from_checkpoint
 
 __all__ = ["add_arguments", "run"]

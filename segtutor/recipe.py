@@ -1,0 +1,349 @@
+"""The training recipe: a dataset folder and a few choices become a model, loaders and a config.
+
+Introduced in `04_training.ipynb`.
+
+This is the one place where segtutor's defaults are chosen from the data: native-resolution
+crops or whole resized images (from the images' sizes), class weights (from the training masks'
+pixel counts), the validation batch size (1 when image sizes differ), and the number of epochs
+(fewer in quick mode). `python -m segtutor train` is `prepare` plus `fit` plus printing, and the
+notebooks call `prepare` too, so they train exactly what the command trains.
+
+Example:
+    >>> run = prepare("data_samples/scenes", num_epochs=12)
+    >>> print(run.describe())
+    >>> history = fit(run.model, run.train_loader, run.val_loader, run.config)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from segtutor.data import SegmentationDataset, load_splits, make_loader
+from segtutor.distributed import world_size
+from segtutor.errors import DataError, Problem
+from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
+from segtutor.model import build_unet, count_parameters
+from segtutor.settings import quick_mode
+from segtutor.train import (
+    TrainConfig,
+    choose_device,
+    load_checkpoint,
+    model_from_checkpoint,
+    seed_everything,
+)
+from segtutor.transforms import eval_transforms, train_transforms
+
+__all__ = [
+    "BUNDLED_DATA",
+    "RecipeOptions",
+    "Run",
+    "choose_input_mode",
+    "default_epochs",
+    "image_sizes",
+    "prepare",
+    "resolve_data",
+    "val_loader_for",
+]
+
+# The samples made by `python -m segtutor make-samples`, committed beside the package.
+BUNDLED_DATA = Path(__file__).resolve().parents[1] / "data_samples"
+
+
+@dataclass
+class RecipeOptions:
+    """The choices `prepare` takes; every default is what `python -m segtutor train` uses.
+
+    Introduced in `04_training.ipynb`.
+    """
+
+    # Training input size in pixels: the side of the square crops, or of the resized images.
+    input_size: int = 96
+    # "crop" (random crops at native resolution, whole images at validation), "resize" (whole
+    # images resized to input_size), or None: crop, unless the images are smaller than that.
+    input_mode: Literal["resize", "crop"] | None = None
+    # Images per training step (per process under torchrun). Small batches: more steps per second.
+    batch_size: int = 8
+    # Images per validation batch; None: batch_size. Mixed image sizes always get 1.
+    val_batch_size: int | None = None
+    # Cross-entropy class weights from the training masks' pixel counts: a method of
+    # `segtutor.losses.class_weights` ("sqrt-median", "median", "inverse"), or None for none.
+    class_weights: str | None = RECOMMENDED_WEIGHTING
+    # "ce", "dice" or "ce+dice" (see TrainConfig.loss).
+    loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"
+    # U-Net size, a key of `segtutor.model.PRESETS`: "course" is fast on a CPU, "full" the paper's.
+    preset: str = "course"
+    # Also train the decoder's coarser levels to predict the classes (UNet(deep_supervision=True)).
+    deep_supervision: bool = True
+    # Passes over the training set; None: `default_epochs()`, or no limit with a time budget.
+    num_epochs: int | None = None
+    # Wall-clock seconds for the whole fit; None: no budget.
+    time_budget_s: float | None = None
+    # Peak learning rate; None: TrainConfig's default.
+    lr: float | None = None
+    # One seed for the split, the shuffling, the initial weights and fit: same seed, same numbers.
+    seed: int = 0
+    # Validation share when the folder has no train/ + val/ split.
+    val_fraction: float = 0.2
+    # Classes, background included; None: from dataset.json or the masks.
+    num_classes: int | None = None
+    # Read 255 in masks as class 1 (0/255 binary masks) instead of "ignore".
+    binary_255: bool = False
+    # Keep decoded images in memory, so that later epochs decode no file.
+    cache: bool = True
+    # Train on the first N training images only (quick runs); None: all of them.
+    max_train_images: int | None = None
+    # DataLoader worker processes (0: load in the main process).
+    num_workers: int = 0
+    # "auto", "cpu", "cuda", "cuda:1", "mps" (see choose_device).
+    device: str = "auto"
+    # The folder where fit writes best.pt and last.pt (create it before fit); None: nowhere.
+    run_dir: str | Path | None = None
+    # Progress bars and one line per epoch from fit.
+    progress: bool = True
+    # Train through torch.compile; under torchrun on GPUs, SyncBatchNorm (see TrainConfig).
+    compile: bool = False
+    sync_batchnorm: bool = False
+
+
+@dataclass
+class Run:
+    """What `prepare` builds: pass `model`, the loaders and `config` to `fit`.
+
+    Introduced in `04_training.ipynb`.
+
+    `resume_from` is the checkpoint the model was restored from (give it to `fit` as well), or
+    None for a fresh model. `image_sizes` holds the distinct `(height, width)` of all images.
+    """
+
+    data: Path
+    options: RecipeOptions
+    train_ds: SegmentationDataset
+    val_ds: SegmentationDataset
+    train_loader: DataLoader
+    val_loader: DataLoader
+    model: nn.Module
+    config: TrainConfig
+    input_mode: str
+    image_sizes: set[tuple[int, int]] = field(repr=False)
+    resume_from: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return self.train_ds.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train_ds.class_names
+
+    @property
+    def palette(self) -> list[tuple[int, int, int]] | None:
+        return self.val_ds.palette
+
+    def describe(self) -> str:
+        """Two lines: the data and the input mode chosen from it, then the model and device."""
+        sizes = sorted(self.image_sizes)
+        sizes_text = ", ".join(f"{w}x{h}" for h, w in sizes[:4])
+        sizes_text += f" and {len(sizes) - 4} more" if len(sizes) > 4 else ""
+        device = choose_device(self.config.device)
+        run_dir = self.options.run_dir
+        return (
+            f"data: {self.data} ({len(self.train_ds)} train / {len(self.val_ds)} val, "
+            f"{self.num_classes} classes, images {sizes_text}; input mode '{self.input_mode}' "
+            f"at {self.options.input_size}px)\n"
+            f"model: U-Net '{self.options.preset}', "
+            f"{count_parameters(self.model) / 1e6:.2f} M parameters, on {device}"
+            + (f"; run folder: {run_dir}" if run_dir is not None else "")
+        )
+
+
+def prepare(
+    data: str | Path | None = None,
+    *,
+    resume_from: str | Path | Mapping[str, Any] | None = None,
+    **choices: Any,
+) -> Run:
+    """Turn a dataset folder and a few choices into a model, loaders and a `TrainConfig`.
+
+    Introduced in `04_training.ipynb`.
+
+    Args:
+        data: the dataset folder (`images/` + `masks/`, or `train/` + `val/`); None: the bundled
+            `data_samples/scenes`.
+        resume_from: a checkpoint (path or dict) written by `fit`: its model replaces the fresh
+            one, and `Run.resume_from` holds it for `fit(..., resume_from=run.resume_from)`.
+        **choices: fields of `RecipeOptions`, e.g. `num_epochs=12`, `input_size=128`.
+
+    Returns:
+        A `Run`. Training batches are `(batch_size, 3, input_size, input_size)` images with
+        `(batch_size, input_size, input_size)` masks; validation batches keep each mask at its
+        own resolution, so that metrics are taken on the labels as they were drawn.
+
+    Raises:
+        DataError: the folder has problems (every one listed, each naming its file).
+        TypeError: an unknown choice (a typo must not be silently ignored).
+    """
+    options = RecipeOptions(**choices)
+    data = resolve_data(data)
+    checkpoint = None
+    if resume_from is not None:
+        checkpoint = resume_from if isinstance(resume_from, Mapping) else load_checkpoint(resume_from)
+    train_ds, val_ds = load_splits(
+        data,
+        val_fraction=options.val_fraction,
+        seed=options.seed,
+        num_classes=options.num_classes,
+        binary_255=options.binary_255,
+        cache=options.cache,
+    )
+    if options.max_train_images is not None:
+        train_ds = train_ds.subset(train_ds.stems[: options.max_train_images])
+    sizes = image_sizes(train_ds, val_ds)
+    mode = options.input_mode or choose_input_mode(sizes, options.input_size)
+    train_loader, val_loader = _loaders(train_ds, val_ds, mode, options)
+
+    if checkpoint is not None:
+        model = model_from_checkpoint(checkpoint)
+    else:
+        seed_everything(options.seed)  # the initial weights: fit seeds only what happens inside it
+        model = build_unet(
+            options.preset,
+            num_classes=train_ds.num_classes,
+            deep_supervision=options.deep_supervision,
+        )
+    config = _config(train_ds, mode, options)
+    return Run(data, options, train_ds, val_ds, train_loader, val_loader, model, config, mode,
+               sizes, dict(checkpoint) if checkpoint is not None else None)
+
+
+def _loaders(
+    train_ds: SegmentationDataset, val_ds: SegmentationDataset, mode: str, options: RecipeOptions
+) -> tuple[DataLoader, DataLoader]:
+    """Random crops (or resized images) for training; whole images for validation."""
+    # "crop" keeps the native scale: random crops, no zoom.
+    train_ds.transform = train_transforms(options.input_size, crop=mode == "crop")
+    batch_size = options.batch_size
+    train_loader = make_loader(
+        train_ds, batch_size, shuffle=True, seed=options.seed, num_workers=options.num_workers,
+        drop_last=len(train_ds) > batch_size * world_size(),  # each process gets a share
+    )
+    val_batch = options.val_batch_size or batch_size
+    val_loader = val_loader_for(val_ds, mode, options.input_size, val_batch, options.num_workers)
+    return train_loader, val_loader
+
+
+def _config(train_ds: SegmentationDataset, mode: str, options: RecipeOptions) -> TrainConfig:
+    weights = None
+    if options.class_weights is not None:
+        weights = class_weights(train_ds.pixel_counts, method=options.class_weights).tolist()
+    run_dir = Path(options.run_dir) if options.run_dir is not None else None
+    if options.time_budget_s is not None:
+        num_epochs = options.num_epochs or 10_000  # the budget ends the run
+    else:
+        num_epochs = options.num_epochs or default_epochs()
+    config = TrainConfig(
+        num_epochs=num_epochs,
+        num_classes=train_ds.num_classes,
+        loss=options.loss,
+        class_weights=weights,
+        time_budget_s=options.time_budget_s,
+        checkpoint_path=str(run_dir / "best.pt") if run_dir else None,
+        last_checkpoint_path=str(run_dir / "last.pt") if run_dir else None,
+        seed=options.seed,
+        device=options.device,
+        progress=options.progress,
+        input_size=options.input_size,
+        input_mode=mode,
+        sync_batchnorm=options.sync_batchnorm,
+        compile=options.compile,
+    )
+    if options.lr is not None:
+        config.lr = options.lr
+    return config
+
+
+def default_epochs() -> int:
+    """Epochs when neither a number of epochs nor a time budget is given (2 in quick mode).
+
+    Introduced in `04_training.ipynb`.
+    """
+    return 2 if quick_mode() else 20
+
+
+def resolve_data(path: str | Path | None, default: str = "scenes") -> Path:
+    """The dataset folder to work on: `path`, or the bundled sample set `default`.
+
+    Introduced in `04_training.ipynb`.
+    """
+    if path is None:
+        path = BUNDLED_DATA / default
+        if not path.is_dir():
+            raise DataError(
+                Problem(
+                    path,
+                    "the bundled sample data is not here (segtutor was installed without it?)",
+                    "pass --data DIR, or run `python -m segtutor make-samples` in a checkout",
+                )
+            )
+    return Path(path)
+
+
+def image_sizes(*datasets: SegmentationDataset) -> set[tuple[int, int]]:
+    """The distinct `(height, width)` of the images in `datasets`, read from file headers.
+
+    Introduced in `04_training.ipynb`.
+    """
+    sizes: set[tuple[int, int]] = set()
+    for dataset in datasets:
+        report = dataset.report  # a subset shares its pool's report: look up its own stems
+        by_stem = dict(zip(report.stems, report.image_sizes, strict=True))
+        sizes.update((h, w) for w, h in (by_stem[s] for s in dataset.stems))
+    return sizes
+
+
+def choose_input_mode(sizes: set[tuple[int, int]], size: int) -> str:
+    """`"crop"` (native-resolution crops of `size`) unless some image is smaller than that.
+
+    Introduced in `04_training.ipynb`.
+
+    Crops keep the objects' scale: the model trains on windows of the images as they are and
+    predicts whole images at validation, and small crops mean more steps per CPU second
+    (docs/benchmarks.md). An image smaller than `size` on a side would give crops that are
+    mostly padding: then every image is resized to `size` instead (`"resize"`).
+    """
+    smallest = min(min(s) for s in sizes)
+    return "crop" if smallest >= size else "resize"
+
+
+class _ImageOnly:
+    """Apply `transform` to the image and keep the mask at its own resolution (for metrics)."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, image, mask):
+        image, _ = self.transform(image, mask)
+        return image, mask.as_subclass(torch.Tensor)
+
+
+def val_loader_for(
+    dataset: SegmentationDataset, mode: str, size: int, batch_size: int, num_workers: int = 0
+) -> DataLoader:
+    """A validation loader that scores predictions at the masks' own resolution.
+
+    Introduced in `04_training.ipynb`.
+
+    In "resize" mode images are resized to `size` (as in training) and the logits resized back
+    to each mask's size by `segtutor.train.evaluate`; in "crop" mode whole images go through the
+    fully convolutional model at their own size. Mixed sizes cannot share a batch: batch size 1.
+    Sets `dataset.transform`.
+    """
+    dataset.transform = _ImageOnly(eval_transforms(size if mode == "resize" else None))
+    same_size = len(image_sizes(dataset)) == 1
+    return make_loader(dataset, batch_size if same_size else 1, num_workers=num_workers)
