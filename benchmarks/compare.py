@@ -9,9 +9,10 @@ Three pipelines train on the same train/val file lists (segtutor's `load_splits`
 wall-clock budget, and are scored the same way: one confusion matrix over the whole validation
 set, at the masks' own resolution (`segtutor.metrics.ConfusionMatrix`).
 
-1. `segtutor`: `python -m segtutor train --data D --time-budget S --quiet`, its defaults, whatever
-   they are today. The command runs in-process with its `fit` wrapped by a callback that only
-   records when each training step ends (to count images and training seconds exactly).
+1. `segtutor`: what `python -m segtutor train --data D --time-budget S` runs, its defaults,
+   whatever they are today: `segtutor.recipe.prepare`, then `fit` with one more callback that
+   only records when each training step ends (to count images and training seconds exactly),
+   then `evaluate`, as the command does.
 2. `tutorial`: the source tutorial's code as it writes it (below: `TutorialDataset`, `UNet`,
    `train_tutorial`), with one fix: masks become labels with `np.array`, not `ToTensor`.
 3. `smp`: `segmentation_models_pytorch.Unet("resnet18", encoder_weights=None)`, fed, trained and
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,10 @@ from torch import nn, optim
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from segtutor.commands.common import json_ready
+from segtutor.jsonio import json_ready
 from segtutor.metrics import ConfusionMatrix
+from segtutor.recipe import Run, prepare
+from segtutor.train import Callback, evaluate, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 THIS = Path(__file__).resolve()
@@ -357,12 +360,11 @@ def mask_sizes(dataset: TutorialDataset) -> set[tuple[int, int]]:
 # Child processes: one run each
 
 
-class FitRecorder:
-    """Wraps `segtutor.train.fit` as the train command calls it, and records every step's end.
+class FitRecorder(Callback):
+    """A `fit` callback that records when every training step and epoch ends, nothing else.
 
-    It adds itself as a callback: `on_batch_end` and `on_epoch_end` note the time (and may stop
-    a throughput measurement), nothing else. Training seconds are the time from the start of
-    each epoch to its last step: validation passes (and checkpoint writes) are left out.
+    Training seconds are the time from the start of each epoch to its last step: validation
+    passes (and checkpoint writes) are left out.
     """
 
     class Done(Exception):
@@ -373,9 +375,7 @@ class FitRecorder:
         self.step_ends: list[tuple[int, float]] = []
         self.epoch_ends: list[float] = []
         self.fit_start = self.fit_end = math.nan
-        self.model: nn.Module | None = None
         self.train_loader: DataLoader | None = None
-        self.config: Any = None
 
     def on_batch_end(self, epoch: int, step: int, loss: float) -> None:
         self.step_ends.append((epoch, time.monotonic()))
@@ -385,32 +385,15 @@ class FitRecorder:
     def on_epoch_end(self, epoch: int, history: Any) -> None:
         self.epoch_ends.append(time.monotonic())
 
-    @contextlib.contextmanager
-    def patched(self, build_unet: Callable | None = None) -> Iterator[FitRecorder]:
-        """Patch the train command's `fit` (and optionally its `build_unet`) while inside."""
-        import segtutor.commands.train as command
-
-        if not hasattr(command, "fit") or not hasattr(command, "build_unet"):
-            raise RuntimeError("segtutor.commands.train no longer calls fit/build_unet by those "
-                               "names: update FitRecorder in benchmarks/compare.py")
-        real_fit, real_build = command.fit, command.build_unet
-
-        def recording_fit(model, train_loader, val_loader, config, *args, callbacks=(), **kw):
-            self.model, self.train_loader, self.config = model, train_loader, config
-            self.fit_start = time.monotonic()
-            try:
-                return real_fit(model, train_loader, val_loader, config, *args,
-                                callbacks=[*callbacks, self], **kw)
-            finally:
-                self.fit_end = time.monotonic()
-
-        command.fit = recording_fit
-        if build_unet is not None:
-            command.build_unet = build_unet
+    def fit(self, run: Run, model: nn.Module | None = None) -> Any:
+        """`fit` the run's model (or `model`) on the run's loaders and config, watched by self."""
+        self.train_loader = run.train_loader
+        self.fit_start = time.monotonic()
         try:
-            yield self
+            return fit(model or run.model, run.train_loader, run.val_loader, run.config,
+                       callbacks=[self])
         finally:
-            command.fit, command.build_unet = real_fit, real_build
+            self.fit_end = time.monotonic()
 
     def training(self) -> tuple[int, int, float]:
         """(steps, training images, training seconds) over the whole fit."""
@@ -441,43 +424,40 @@ def step_rate(step_ends: list[tuple[int, float]], batch: int, warmup: int) -> di
     return {"timed_steps": len(gaps), "step_s": step_s, "images_per_s": batch / step_s}
 
 
-def segtutor_argv(data: str, out: str, extra: Sequence[str] = ()) -> list[str]:
-    return ["train", "--data", data, "--quiet", "--out", out, *extra]
+def segtutor_command(data: str, extra: Sequence[str] = ()) -> str:
+    """The train command that runs what `prepare(data, ...)` with the same choices prepares."""
+    return " ".join(["python -m segtutor train --data", data, "--quiet --out TMP", *extra])
 
 
 def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     """One (pipeline, dataset, budget) run; returns its numbers."""
     from segtutor.formats import read_metadata
     from segtutor.model import count_parameters
-    from segtutor.train import seed_everything
+    from segtutor.runtime import seed_everything
 
     pipeline, data, budget = spec["pipeline"], spec["data"], float(spec["budget_s"])
     if pipeline == "segtutor":
-        from segtutor.cli import main as cli_main
-
-        with tempfile.TemporaryDirectory() as out:
-            argv = segtutor_argv(data, out, ["--time-budget", str(budget)])
-            recorder = FitRecorder()
-            with recorder.patched():
-                code = cli_main(argv)
-            if code:
-                raise SystemExit(f"python -m segtutor {' '.join(argv)} exited with {code}")
-            metrics = json.loads((Path(out) / "metrics.json").read_text())
-            history = json.loads((Path(out) / "history.json").read_text())
+        recorder = FitRecorder()
+        with tempfile.TemporaryDirectory() as out:  # the command writes its checkpoints too
+            run = prepare(data, time_budget_s=budget, progress=False, run_dir=out)
+            history = recorder.fit(run)
+            cm = evaluate(run.model, run.val_loader, run.num_classes,
+                          ignore_index=run.config.ignore_index)
+        metrics = cm.to_dict(run.class_names)
         steps, images, train_s = recorder.training()
         return {
-            "command": "python -m segtutor " + " ".join(argv).replace(out, "TMP"),
+            "command": segtutor_command(data, ["--time-budget", str(budget)]),
             "miou": metrics["miou"],
-            "miou_last_epoch": history["val_miou"][-1],
+            "miou_last_epoch": json_ready(history.val_miou[-1]),
             "per_class_iou": {c["class"]: c["iou"] for c in metrics["per_class"]},
             "pixel_accuracy": metrics["pixel_accuracy"],
-            "epochs": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
+            "epochs": len(history), "best_epoch": history.best_epoch,
             "steps": steps, "train_images": images, "train_s": train_s,
             "fit_s": recorder.fit_end - recorder.fit_start,
             "images_per_s": images / train_s if train_s > 0 else math.nan,
-            "params": count_parameters(recorder.model),
-            "input_size": recorder.config.input_size, "input_mode": recorder.config.input_mode,
-            "batch_size": recorder.train_loader.batch_size,
+            "params": count_parameters(run.model),
+            "input_size": run.config.input_size, "input_mode": run.config.input_mode,
+            "batch_size": run.train_loader.batch_size,
         }
 
     train_set, val_set, num_classes = tutorial_datasets(data)
@@ -531,7 +511,7 @@ def child_throughput(spec: dict[str, Any]) -> dict[str, Any]:
     """Training images/s of one loop and model, and its share of the matmul FLOP/s."""
     from segtutor.model import UNet as SegtutorUNet
     from segtutor.model import count_flops, count_parameters
-    from segtutor.train import seed_everything
+    from segtutor.runtime import seed_everything
 
     loop, model_name = THROUGHPUT[spec["name"]]
     warmup, timed = int(spec["warmup"]), int(spec["timed"])
@@ -546,29 +526,27 @@ def child_throughput(spec: dict[str, Any]) -> dict[str, Any]:
         step_ends, batch, size = stats["step_ends"], TUTORIAL_BATCH, TUTORIAL_SIZE
         command = "TutorialDataset + UNet(3, K) + Adam(1e-4), batch 8, 128x128, 4 workers"
     else:
-        from segtutor.cli import main as cli_main
-
         extra: list[str] = ["--epochs", "1000"]  # stopped after the timed steps
-        build = None
+        choices: dict[str, Any] = {"num_epochs": 1000}
         if model_name != "default":
             extra += ["--size", str(TUTORIAL_SIZE), "--batch-size", str(TUTORIAL_BATCH)]
+            choices.update(input_size=TUTORIAL_SIZE, batch_size=TUTORIAL_BATCH)
         if model_name == "full":
             extra += ["--preset", "full"]
-        if model_name == "tutorial-unet":
-            def build(preset, num_classes, in_channels=3):
-                return SegtutorUNet(in_channels, num_classes, base_width=64, depth=4,
-                                    bilinear=True)
+            choices.update(preset="full")
         recorder = FitRecorder(stop_after=warmup + timed + 1)
         with tempfile.TemporaryDirectory() as out:
-            argv = segtutor_argv(data, out, extra)
-            with recorder.patched(build_unet=build), contextlib.suppress(FitRecorder.Done):
-                cli_main(argv)
-        model = recorder.model
+            run = prepare(data, progress=False, run_dir=out, **choices)
+            model = run.model
+            command = segtutor_command(data, extra)
+            if model_name == "tutorial-unet":  # the tutorial's network in segtutor's loop
+                seed_everything(0)
+                model = SegtutorUNet(3, run.num_classes, base_width=64, depth=4, bilinear=True)
+                command += "  (model: segtutor UNet(base_width=64, depth=4, bilinear=True))"
+            with contextlib.suppress(FitRecorder.Done):
+                recorder.fit(run, model)
         step_ends = recorder.step_ends
-        batch, size = recorder.train_loader.batch_size, recorder.config.input_size
-        command = "python -m segtutor " + " ".join(argv).replace(out, "TMP")
-        if build is not None:
-            command += "  (build_unet -> segtutor UNet(base_width=64, depth=4, bilinear=True))"
+        batch, size = run.train_loader.batch_size, run.config.input_size
     rate = step_rate(step_ends, batch, warmup)
     flops = count_flops(model, (1, 3, size, size))
     train_flops = 3 * flops * rate["images_per_s"]  # backward costs about twice the forward
@@ -915,10 +893,7 @@ def targets_markdown(results: dict[str, Any]) -> list[str]:
 
 
 def draw(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib import pyplot as plt  # savefig + close: no screen needed, no backend set
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     runs = results["runs"]

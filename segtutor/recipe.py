@@ -25,19 +25,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
 from segtutor.data import SegmentationDataset, load_splits, make_loader
 from segtutor.distributed import world_size
 from segtutor.errors import DataError, Problem
 from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
 from segtutor.model import build_unet, count_parameters
+from segtutor.runtime import choose_device, seed_everything
 from segtutor.settings import quick_mode
-from segtutor.train import (
-    TrainConfig,
-    choose_device,
-    load_checkpoint,
-    model_from_checkpoint,
-    seed_everything,
-)
+from segtutor.train import TrainConfig
 from segtutor.transforms import eval_transforms, train_transforms
 
 __all__ = [

@@ -1,15 +1,10 @@
-"""What the commands share: the options that say how to read a dataset folder, and JSON out."""
+"""What the commands share: the options that say how to read a dataset folder."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-__all__ = ["add_data_arguments", "json_ready", "write_json"]
+__all__ = ["add_data_arguments"]
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,19 +21,3 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-cache", action="store_true",
         help="decode images from disk every epoch instead of keeping them in memory",
     )
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON with NaN as null (JSON has no NaN)."""
-    path.write_text(json.dumps(json_ready(data), indent=2) + "\n")
-
-
-def json_ready(value: Any) -> Any:
-    """`value` with NaN and infinities as None, tuples as lists, keys as str (for json)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [json_ready(v) for v in value]
-    return value

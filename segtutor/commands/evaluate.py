@@ -11,11 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
-from segtutor.commands.common import add_data_arguments, json_ready
+from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
+from segtutor.commands.common import add_data_arguments
 from segtutor.data import SegmentationDataset
 from segtutor.errors import DataError, Problem
+from segtutor.jsonio import json_ready
 from segtutor.recipe import choose_input_mode, image_sizes, resolve_data, val_loader_for
-from segtutor.train import choose_device, evaluate, load_checkpoint, model_from_checkpoint
+from segtutor.runtime import choose_device
+from segtutor.train import evaluate
 
 __all__ = ["add_arguments", "run"]
 

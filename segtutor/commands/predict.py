@@ -14,9 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
 from segtutor.errors import DataError, Problem
 from segtutor.formats import is_image_file, read_image
-from segtutor.train import choose_device, load_checkpoint, model_from_checkpoint, predict
+from segtutor.inference import predict
+from segtutor.runtime import choose_device
 from segtutor.transforms import eval_transforms
 from segtutor.viz import make_palette, overlay
 

@@ -18,12 +18,15 @@ from pathlib import Path
 
 import torch
 
-from segtutor.commands.common import add_data_arguments, write_json
+from segtutor.commands.common import add_data_arguments
 from segtutor.distributed import broadcast_from_main, is_main_process, process_group
+from segtutor.inference import predict
+from segtutor.jsonio import write_json
 from segtutor.metrics import ConfusionMatrix
 from segtutor.model import PRESETS
 from segtutor.recipe import RecipeOptions, Run, default_epochs, prepare
-from segtutor.train import History, choose_device, evaluate, fit, predict
+from segtutor.runtime import choose_device
+from segtutor.train import History, evaluate, fit
 
 __all__ = ["add_arguments", "run"]
 
