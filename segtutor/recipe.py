@@ -132,14 +132,17 @@ class Run:
 
     @property
     def num_classes(self) -> int:
+        """Classes, background included (from dataset.json or the masks)."""
         return self.train_ds.num_classes
 
     @property
     def class_names(self) -> list[str]:
+        """One name per class."""
         return self.train_ds.class_names
 
     @property
     def palette(self) -> list[tuple[int, int, int]] | None:
+        """One `(r, g, b)` per class, or None: viewers use their default."""
         return self.val_ds.palette
 
     def describe(self) -> str:

@@ -8,7 +8,10 @@ __all__ = ["add_data_arguments"]
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that say how to read a dataset folder (the same for every command)."""
+    """The options that say how to read a dataset folder (the same for every command).
+
+    Introduced in `04_training.ipynb`.
+    """
     parser.add_argument(
         "--num-classes", type=int, default=None,
         help="classes, background included (default: from dataset.json or the masks)",

@@ -3,6 +3,7 @@
 Prints the per-class table (IoU, Dice, pixels) and the mean IoU from one confusion matrix over the
 whole dataset; `--json` prints the same as JSON. With a `train/` + `val/` folder it evaluates
 `val/` (or the split named by `--split`); with a plain `images/` + `masks/` folder, all of it.
+Introduced in `05_evaluation.ipynb`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `evaluate` arguments to `parser`. Introduced in `05_evaluation.ipynb`."""
     parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
                         help="a best.pt written by `python -m segtutor train`")
     parser.add_argument("--data", type=Path, default=None,
@@ -37,7 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluation_folder(data: Path, split: str) -> Path:
-    """`data/split` when the folder is split, else `data` itself."""
+    """`data/split` when the folder is split, else `data` itself.
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     if (data / split / "images").is_dir():
         return data / split
     if (data / "images").is_dir() or not (data / "train").is_dir():
@@ -46,6 +51,10 @@ def evaluation_folder(data: Path, split: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate `args.checkpoint` fed the way it was trained; print the table or JSON.
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     checkpoint = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(checkpoint)
     saved = checkpoint.get("config") or {}

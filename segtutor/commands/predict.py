@@ -3,6 +3,7 @@
 For each image `NAME.ext` it writes `NAME.png`, a palette PNG whose pixel values are the class
 indices and whose palette holds the class colours (it opens as a coloured picture and loads as
 labels), and `NAME_overlay.png`, the prediction drawn over the image.
+Introduced in `05_evaluation.ipynb` (where `segtutor.inference.predict` is).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = ["add_arguments", "run", "save_index_png"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `predict` arguments to `parser`. Introduced in `05_evaluation.ipynb`."""
     parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
                         help="a best.pt written by `python -m segtutor train`")
     parser.add_argument("--input", type=Path, required=True, metavar="PATH",
@@ -36,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def input_files(path: Path) -> list[Path]:
-    """The images to predict: `path` itself, or the images in folder `path` (sorted)."""
+    """The images to predict: `path` itself, or the images in folder `path` (sorted).
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     if not path.exists():
         raise DataError(Problem(path, "does not exist", "pass an image file or a folder of images"))
     if path.is_file():
@@ -49,7 +54,10 @@ def input_files(path: Path) -> list[Path]:
 
 
 def save_index_png(path: Path, preds: np.ndarray, palette: list[tuple[int, int, int]]) -> None:
-    """Save class indices `(H, W)` as a palette PNG: values are the classes, colours the palette."""
+    """Save class indices `(H, W)` as a palette PNG: values are the classes, colours the palette.
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     image = Image.fromarray(preds.astype(np.uint8), mode="P")
     flat = [c for color in palette for c in color]
     image.putpalette(flat + [255, 255, 255] * (256 - len(palette)))
@@ -57,6 +65,10 @@ def save_index_png(path: Path, preds: np.ndarray, palette: list[tuple[int, int, 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Predict every input image; return 2 when some could not be read.
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     checkpoint = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(checkpoint)
     model.to(choose_device(args.device))

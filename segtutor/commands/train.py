@@ -5,6 +5,9 @@ With no arguments it trains the course's small U-Net on the bundled multi-class 
 The run folder gets `best.pt` (the checkpoint with the best validation mIoU), `last.pt` (the
 latest epoch, to continue an interrupted run with `--resume`), `metrics.json`,
 `history.json`, `curves.png` (loss and mIoU per epoch), `predictions.png` and `confusion.png`.
+
+The defaults come from `segtutor.recipe` (this file only names them as options and prints);
+notebook 04 trains the same run with `prepare`. Introduced in `04_training.ipynb`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `train` arguments to `parser`. Introduced in `04_training.ipynb`."""
     default = RecipeOptions()  # the recipe chooses the defaults; the options only name them
     parser.add_argument(
         "--data", type=Path, default=None,
@@ -92,7 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; under `torchrun`, as one of several processes (see segtutor.distributed)."""
+    """Train; under `torchrun`, as one of several processes (see segtutor.distributed).
+
+    Introduced in `04_training.ipynb`.
+    """
     if args.sync_batchnorm and choose_device(args.device).type != "cuda":
         print("error: --sync-batchnorm needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only); "
               "leave it out on CPUs, where the processes share rank 0's BatchNorm statistics",
@@ -103,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """`prepare` the run from the options, `fit` it, evaluate the best weights, write the folder."""
     # Rank 0's folder name in every process: under torchrun they may start in different seconds.
     out = broadcast_from_main(args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S"))
     run = prepare(
