@@ -23,13 +23,14 @@ GPU to use) and `MASTER_ADDR`/`MASTER_PORT` (where to meet the others).
 
 Outside torchrun nothing here does anything: no process group is made, `world_size()` is 1,
 `is_main_process()` is True, and the reductions give back what they were given. `fit`,
-`evaluate` (segtutor.train) and `make_loader` (segtutor.data) call these functions, so the same code runs in
-one process or in many.
+`evaluate` (segtutor.train) and `make_loader` (segtutor.data) call these functions, so the same
+code runs in one process or in many.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "shard_loader",
     "sum_over_processes",
     "world_size",
+    "wrap_ddp",
 ]
 
 
@@ -201,6 +204,27 @@ def broadcast_buffers(model: nn.Module) -> None:
         synced = buffer.detach().to(_collective_device())
         dist.broadcast(synced, src=0)
         buffer.data.copy_(synced)
+
+
+def wrap_ddp(model: nn.Module, device: torch.device, train_loader: DataLoader) -> nn.Module:
+    """`model` in `DistributedDataParallel`, which averages the gradients during backward.
+
+    `fit` trains through the wrapper and keeps `model` itself for validation (the shares of the
+    val set differ in length, and DDP's forward would wait for the others) and for checkpoints
+    (its state_dict has no "module." prefix, so they load into a plain UNet). Warns when
+    `train_loader` would give every process the whole training set.
+    """
+    device_ids = None  # on CPUs
+    if device.type == "cuda":
+        device_ids = [device.index if device.index is not None else torch.cuda.current_device()]
+    if is_main_process() and not isinstance(train_loader.sampler, DistributedSampler):
+        warnings.warn(
+            "train_loader has no DistributedSampler: every process trains on the whole "
+            "training set (world_size times the work per epoch); build it with "
+            "segtutor.data.make_loader(dataset, batch_size, shuffle=True)",
+            stacklevel=3,
+        )
+    return DistributedDataParallel(model, device_ids=device_ids)
 
 
 # --- splitting the validation set -----------------------------------------------------------

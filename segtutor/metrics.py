@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
+from segtutor.jsonio import json_ready
 from segtutor.settings import IGNORE_INDEX
 
 __all__ = [
@@ -205,29 +206,18 @@ class ConfusionMatrix:
         """The metrics as plain Python values for `json.dump` (NaN becomes None)."""
         names = self._names(class_names)
         cm = self.matrix
-        return {
-            "miou": _none_if_nan(self.miou()),
-            "mean_dice": _none_if_nan(mean_ignoring_nan(self.dice())),
-            "pixel_accuracy": _none_if_nan(self.pixel_accuracy()),
+        per_class = zip(names, self.iou().tolist(), self.dice().tolist(), cm.sum(dim=1).tolist(),
+                        cm.sum(dim=0).tolist(), strict=True)
+        return json_ready({
+            "miou": self.miou(),
+            "mean_dice": mean_ignoring_nan(self.dice()),
+            "pixel_accuracy": self.pixel_accuracy(),
             "per_class": [
-                {
-                    "class": name,
-                    "iou": _none_if_nan(i),
-                    "dice": _none_if_nan(d),
-                    "pixels": t,
-                    "predicted": p,
-                }
-                for name, i, d, t, p in zip(
-                    names,
-                    self.iou().tolist(),
-                    self.dice().tolist(),
-                    cm.sum(dim=1).tolist(),
-                    cm.sum(dim=0).tolist(),
-                    strict=True,
-                )
+                {"class": name, "iou": i, "dice": d, "pixels": t, "predicted": p}
+                for name, i, d, t, p in per_class
             ],
             "confusion_matrix": cm.tolist(),
-        }
+        })
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add the counts of `other` (e.g. from another process or split) into this one."""
@@ -272,7 +262,3 @@ class ConfusionMatrix:
 
 def _fmt(value: float) -> str:
     return f"{'n/a':>6}" if math.isnan(value) else f"{value:6.4f}"
-
-
-def _none_if_nan(value: float) -> float | None:
-    return None if math.isnan(value) else value

@@ -1,6 +1,8 @@
 """Pictures of masks, predictions, errors, training curves and confusion matrices.
 
 Introduced in the data notebook (colorize, overlay) and the training and evaluation notebooks.
+Which images a model gets worst (`worst_k`) is a question for `segtutor.inference`; this module
+only draws.
 
 Every plotting function returns a `matplotlib.figure.Figure` built without pyplot: it shows once
 in Jupyter when it is the last expression of a cell (or with `display(fig)`), saves with
@@ -21,8 +23,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from segtutor.settings import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
-from segtutor.train import predict_logits
+from segtutor.settings import IGNORE_INDEX
+from segtutor.transforms import denormalize
 
 __all__ = [
     "DEFAULT_PALETTE",
@@ -37,7 +39,6 @@ __all__ = [
     "plot_history",
     "plot_predictions",
     "to_uint8_image",
-    "worst_k",
 ]
 
 Color = tuple[int, int, int]
@@ -132,7 +133,8 @@ def to_uint8_image(image: Any) -> np.ndarray:
         return array
     array = array.astype(np.float32)
     if array.min() < 0 or array.max() > 1:  # normalised: undo (x - mean) / std
-        array = array * np.asarray(IMAGENET_STD, np.float32) + np.asarray(IMAGENET_MEAN, np.float32)
+        channels_first = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        array = denormalize(channels_first).permute(1, 2, 0).numpy()  # (H, W, 3) in [0, 1]
     return (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
 
 
@@ -261,7 +263,7 @@ def plot_history(history: Any) -> Figure:
     """Training curves: train and val loss (left), val mIoU with the best epoch marked (right).
 
     Args:
-        history: a `segtutor.train.History` or its `to_dict()`.
+        history: a `segtutor.config.History` (what `fit` returns) or its `to_dict()`.
     """
     data = history.to_dict() if hasattr(history, "to_dict") else dict(history)
     epochs = data["epoch"]
@@ -339,33 +341,3 @@ def _count(n: float) -> str:
         if n >= limit:
             return f"{n / limit:.1f}{suffix}"
     return f"{n:.0f}"
-
-
-@torch.inference_mode()
-def worst_k(
-    model: torch.nn.Module,
-    dataset: Any,
-    k: int,
-    num_classes: int,
-    ignore_index: int = IGNORE_INDEX,
-) -> list[tuple[int, float]]:
-    """The k images the model segments worst: `[(index, mIoU), ...]`, lowest mIoU first.
-
-    Each image gets its own mIoU (over the classes present in its mask or its prediction),
-    computed at the mask's resolution. Images with no labelled pixels are skipped. Looking at
-    these images is the quickest way to find label errors and hard cases.
-    """
-    from segtutor.metrics import ConfusionMatrix
-
-    scores = []
-    for index in range(len(dataset)):
-        image, mask = dataset[index]
-        mask = torch.as_tensor(mask)
-        preds = predict_logits(model, image, size=tuple(mask.shape[-2:])).argmax(dim=0)
-        cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
-        cm.update(preds[None], mask[None].long())
-        miou = float(cm.miou())
-        if miou == miou:  # not NaN
-            scores.append((index, miou))
-    return sorted(scores, key=lambda item: item[1])[:k]
-

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,9 +40,10 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
-from segtutor.metrics import confusion_matrix, iou_from_confusion
+from segtutor import inference
+from segtutor.config import Callback, History
+from segtutor.metrics import mean_ignoring_nan
 from segtutor.settings import IGNORE_INDEX
-from segtutor.train import Callback, History, predict_logits
 from segtutor.transforms import eval_transforms, train_transforms
 from segtutor.viz import (
     ERROR_COLORS,
@@ -506,7 +506,8 @@ class PredictionViewer(_Viewer):
         if index not in self._probs:
             image, mask = self.dataset.read_sample(index)
             inputs, _ = self.transform(image, mask)
-            logits = predict_logits(self.model, inputs, size=tuple(mask.shape[-2:]))  # (C, H, W)
+            size = tuple(mask.shape[-2:])
+            logits = inference.predict_logits(self.model, inputs, size=size)  # (C, H, W)
             if logits.shape[0] != self.num_classes:
                 raise ValueError(f"the model predicts {logits.shape[0]} classes but the dataset "
                                  f"has {self.num_classes}: pass the matching model or dataset")
@@ -521,21 +522,23 @@ class PredictionViewer(_Viewer):
         return probs.argmax(dim=0).numpy()
 
     def image_iou(self, index: int) -> np.ndarray:
-        """IoU per class of sample `index`, float64 `(C,)`; NaN for a class in neither mask."""
+        """IoU per class of sample `index`, float64 `(C,)`; NaN for a class in neither mask.
+
+        `segtutor.inference.image_iou`, the one per-image score (also `worst_k`'s).
+        """
         _, mask = self._sample(index)
-        cm = confusion_matrix(torch.from_numpy(self.prediction(index)), torch.from_numpy(mask),
-                              self.num_classes)
-        return iou_from_confusion(cm).numpy()
+        return inference.image_iou(torch.from_numpy(self.prediction(index)),
+                                   torch.from_numpy(mask), self.num_classes).numpy()
 
     def image_score(self, index: int) -> float:
         """What "worst IoU first" sorts by: the picked class's IoU, else the image's mIoU."""
         iou = self.image_iou(index)
         if self.class_dropdown.value is not None:
             return float(iou[self.class_dropdown.value])
-        return float(np.nanmean(iou)) if not np.isnan(iou).all() else math.nan
+        return mean_ignoring_nan(torch.from_numpy(iou))
 
     def _reorder(self, go_to_worst: bool) -> None:
-        """Sort (worst first, NaN last) or unsort, then show the worst or the same image."""
+        """Sort (worst first, unscored images last) or unsort, then show the worst or the same."""
         shown = self.index
         if self.sort.value == "dataset order":
             self.order = list(range(len(self.dataset)))
@@ -546,8 +549,8 @@ class PredictionViewer(_Viewer):
                 if k not in self._probs:  # only the model runs are slow enough to report
                     self.status.value = f"predicting image {k + 1} of {len(self.dataset)}..."
                 scores.append(self.image_score(k))
-            self.order = sorted(range(len(scores)),
-                                key=lambda k: (math.isnan(scores[k]), scores[k]))
+            worst_first = inference.rank_worst(scores)  # the images with a score
+            self.order = worst_first + sorted(set(range(len(scores))) - set(worst_first))
             self.status.value = "sorted: the worst image first"
         worst = go_to_worst and self.sort.value != "dataset order"
         position = 0 if worst else self.order.index(shown)
@@ -578,7 +581,7 @@ class PredictionViewer(_Viewer):
         iou = self.image_iou(index)
         self.title.value = (f"<b>{self.dataset.stems[index]}</b> &nbsp; rank "
                             f"{self.slider.value + 1} of {len(self.dataset)} &nbsp; "
-                            f"mIoU {np.nanmean(iou) if not np.isnan(iou).all() else math.nan:.3f}")
+                            f"mIoU {mean_ignoring_nan(torch.from_numpy(iou)):.3f}")
         rows = "".join(
             f"<tr><td>{_swatch(color)} {name}</td><td style='text-align:right'>"
             f"{'-' if np.isnan(v) else f'{v:.3f}'}</td></tr>"

@@ -1,4 +1,5 @@
-"""Tests for segtutor.train: reproducibility, checkpoints, resume, stopping rules, evaluation."""
+"""Tests for segtutor.train: the epoch, reproducibility, checkpoints written by fit, resume, stopping
+rules, evaluation. (Checkpoint files themselves: test_checkpoint.py; devices: test_runtime.py.)"""
 
 from __future__ import annotations
 
@@ -12,23 +13,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from segtutor.errors import CheckpointError
+import segtutor.runtime
+from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
+from segtutor.data import make_loader
+from segtutor.inference import predict_logits
+from segtutor.runtime import seed_everything
 from segtutor.train import (
     Callback,
     History,
     TrainConfig,
-    autocast_dtype,
-    choose_device,
     evaluate,
     fit,
-    load_checkpoint,
-    make_loader,
-    model_from_checkpoint,
-    predict,
-    predict_logits,
-    save_checkpoint,
     scheduled_lr,
-    seed_everything,
+    should_stop,
+    train_one_epoch,
+    validate,
 )
 
 NUM_CLASSES = 3
@@ -104,65 +103,6 @@ def test_checkpoint_is_atomic_plain_and_holds_the_best(tmp_path):
     assert raw["history"]["best_miou"] == pytest.approx(history.best_miou)
     for name, value in model.state_dict().items():  # the model ends on the best weights too
         torch.testing.assert_close(raw["model_state"][name], value, rtol=0, atol=0)
-
-
-def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    path = tmp_path / "best.pt"
-    save_checkpoint(path, epoch=1)
-
-    def broken_save(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, epoch=2)
-    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
-    monkeypatch.undo()
-    assert load_checkpoint(path)["epoch"] == 1
-
-
-def test_save_checkpoint_refuses_what_weights_only_cannot_load(tmp_path):
-    with pytest.raises(TypeError, match=r"checkpoint\['score'\] is a numpy.float64"):
-        save_checkpoint(tmp_path / "x.pt", score=np.float64(0.5))
-
-
-def test_missing_checkpoint(tmp_path):
-    with pytest.raises(CheckpointError, match="no such checkpoint file"):
-        load_checkpoint(tmp_path / "nope.pt")
-
-
-@pytest.mark.parametrize("damage", ["truncate", "empty", "text"])
-def test_corrupt_checkpoint(tmp_path, damage):
-    path = tmp_path / "best.pt"
-    save_checkpoint(path, model_state=nn.Linear(20, 20).state_dict(), epoch=3)
-    data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
-                      "text": b"hello, not a checkpoint"}[damage])
-    with pytest.raises(CheckpointError, match="damaged or incomplete") as info:
-        load_checkpoint(path)
-    assert str(path) in str(info.value)
-
-
-def test_foreign_checkpoints_are_named(tmp_path):
-    state_dict_path = tmp_path / "weights.pth"
-    torch.save(nn.Conv2d(3, 2, 1).state_dict(), state_dict_path)
-    with pytest.raises(CheckpointError, match=r"plain state_dict \(2 tensors, e.g. 'weight'\)"):
-        load_checkpoint(state_dict_path)
-
-    pickled_model = tmp_path / "model.pt"
-    torch.save(nn.Conv2d(3, 2, 1), pickled_model)
-    with pytest.raises(CheckpointError, match="pickled Python objects"):
-        load_checkpoint(pickled_model)
-
-    other_dict = tmp_path / "other.pt"
-    torch.save({"net": 1, "epoch": 2}, other_dict)
-    with pytest.raises(CheckpointError, match="a dict with keys 'net', 'epoch'"):
-        load_checkpoint(other_dict)
-
-    a_list = tmp_path / "list.pt"
-    torch.save([1, 2], a_list)
-    with pytest.raises(CheckpointError, match="holds a list"):
-        load_checkpoint(a_list)
 
 
 def test_resume_continues_the_run_exactly(tmp_path):
@@ -246,20 +186,8 @@ def test_compile_option_trains_the_same_model():
     assert type(compiled_model) is nn.Conv2d  # fit compiles a wrapper, not the caller's model
 
 
-def test_autocast_only_where_it_pays(monkeypatch):
-    import segtutor.train as train_module
-
-    assert autocast_dtype(torch.device("cuda")) == torch.float16
-    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: False)
-    assert autocast_dtype(torch.device("cpu")) is None  # emulated bf16: slower than float32
-    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: True)
-    assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
-
-
 def test_bf16_autocast_on_a_cpu_that_has_it(monkeypatch):
-    import segtutor.train as train_module
-
-    monkeypatch.setattr(train_module, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(segtutor.runtime, "_cpu_has_native_bf16", lambda: True)
     model = new_model()
     seen = []
     model.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
@@ -338,15 +266,6 @@ def test_evaluate_images_of_varying_sizes():
     assert torch.equal(cm.matrix.cpu(), expected)
 
 
-def test_predict_shapes():
-    model = new_model()
-    images = torch.rand(2, 3, 8, 8)
-    assert predict_logits(model, images).shape == (2, NUM_CLASSES, 8, 8)
-    assert predict(model, images).dtype == torch.int64
-    assert predict(model, images[0], size=(4, 6)).shape == (4, 6)
-    assert torch.equal(predict(model, images)[1], predict(model, images[1]))
-
-
 def test_onecycle_follows_torch_onecycle():
     config = replace(CONFIG, lr=1e-2, scheduler="onecycle")
     total = 1000
@@ -370,11 +289,6 @@ def test_make_loader_shuffles_reproducibly():
 
     assert order(0) == order(0) != order(1)
     assert sorted(order(0)) == list(range(20))
-
-
-def test_choose_device():
-    assert choose_device("cpu") == torch.device("cpu")
-    assert choose_device().type in {"cuda", "mps", "cpu"}
 
 
 def test_unet_round_trips_through_a_checkpoint(tmp_path):

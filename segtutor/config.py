@@ -1,0 +1,263 @@
+"""What `fit` is given and what it gives back: `TrainConfig`, `History` and `Callback`.
+
+Introduced in `04_training.ipynb`. `TrainConfig` holds every training choice with a comment
+saying why its default is what it is; `scheduled_lr` and `build_optimizer` turn two of those
+choices into the learning rate of each batch and the optimizer. `History` records every epoch
+(as plain lists, saved as JSON and inside checkpoints), and a `Callback` is how a notebook
+watches or stops a run without the loop knowing anything about plotting.
+
+`segtutor.train` (the loop itself) re-exports these names: `from segtutor.train import
+TrainConfig, fit` is the usual way in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import nn
+
+from segtutor.jsonio import json_ready
+
+if TYPE_CHECKING:
+    from segtutor.metrics import ConfusionMatrix
+
+__all__ = [
+    "Callback",
+    "History",
+    "TrainConfig",
+    "build_optimizer",
+    "call_callbacks",
+    "scheduled_lr",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Everything `fit` needs besides the model and the data. Override with `dataclasses.replace`.
+
+    Introduced in `04_training.ipynb`.
+
+    Example:
+        >>> config = replace(TrainConfig(), num_epochs=5, lr=1e-3)
+    """
+
+    # Passes over the training set. With `time_budget_s` set, whichever ends first wins.
+    num_epochs: int = 20
+    # Peak learning rate. 5e-3 suits the course's small U-Net with AdamW and batches of 8 (1e-2
+    # learned as fast but swung between epochs); lower it if the loss goes NaN.
+    lr: float = 5e-3
+    # L2 penalty (decoupled for AdamW). Small: the course's datasets are small and easy.
+    weight_decay: float = 1e-4
+    # "adamw" (decoupled weight decay, the usual default) or "adam" (the source tutorial's).
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    # Learning-rate schedule, updated every batch: "onecycle" (warm up over the first 30%, then
+    # cosine down to ~0), "cosine" (cosine from lr down to 0) or "none" (constant lr).
+    scheduler: Literal["onecycle", "cosine", "none"] = "onecycle"
+    # "ce" (cross-entropy), "dice" (soft Dice) or "ce+dice"; built by segtutor.losses.build_loss.
+    # CE+Dice by default: Dice counts a rare class as much as a common one, so rare classes are
+    # learned without hand-made class weights (03_losses.ipynb).
+    loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"
+    # One weight per class for cross-entropy (see segtutor.losses.class_weights), or None.
+    class_weights: list[float] | None = None
+    # Mask value skipped by the loss and the metrics (object borders, unlabelled pixels).
+    ignore_index: int = 255
+    # Number of classes; None takes `model.num_classes`.
+    num_classes: int | None = None
+    # Stop after this many epochs without a better val mIoU; None never stops early.
+    early_stopping_patience: int | None = None
+    # Wall-clock seconds for the whole fit (validation included); checked after every batch.
+    # The lr schedule is stretched to end with the budget. None: no budget.
+    time_budget_s: float | None = None
+    # Where the best checkpoint is written (atomically, whenever val mIoU improves); None: nowhere.
+    checkpoint_path: str | None = None
+    # Where the latest epoch is written (atomically, after every epoch), with the best weights so
+    # far inside it: resuming from it loses at most one epoch after a crash or Ctrl-C, where
+    # resuming from `checkpoint_path` redoes every epoch since the best one. None: nowhere.
+    last_checkpoint_path: str | None = None
+    # Seeds python, numpy and torch at the start of fit (dropout, augmentations): same seed, same
+    # numbers on a CPU. The initial weights and the shuffling order are seeded where they are
+    # made: seed_everything(seed) before building the model, make_loader(..., seed=seed).
+    seed: int = 0
+    # "auto" picks cuda, then mps, then cpu (see choose_device); or name one, e.g. "cpu".
+    device: str = "auto"
+    # Mixed precision: float16 autocast + gradient scaling on CUDA; bfloat16 autocast on a CPU
+    # only where it computes bf16 natively (AVX512-BF16 or AMX, see `autocast_dtype`). Elsewhere
+    # (most laptops) bf16 is emulated, far slower than float32, so it stays off there.
+    amp: bool = True
+    # Channels-last memory layout: faster convolutions on most CPUs and GPUs, same numbers.
+    channels_last: bool = True
+    # Clip the gradient norm to this value (a guard against exploding losses); None: no clipping.
+    grad_clip: float | None = None
+    # Train through `torch.compile(model)` (needs a C++ compiler on a CPU). Off by default: the
+    # compilation takes longer than it saves on short runs of the course's small U-Net (see
+    # docs/benchmarks.md); validation always runs the plain model.
+    compile: bool = False
+    # Progress bar per epoch plus one summary line per epoch; False prints nothing.
+    progress: bool = True
+    # How the images were fed (not used by fit; saved in the checkpoint so that `evaluate` and
+    # `predict` feed new images the same way): the input size in pixels, and "resize" (whole
+    # images resized to it) or "crop" (crops at native resolution, whole images at prediction).
+    input_size: int | None = None
+    input_mode: Literal["resize", "crop"] | None = None
+    # Under torchrun: fit turns the model's BatchNorm layers into SyncBatchNorm (same state_dict
+    # keys), whose batch statistics are taken over the images of all processes (helps when each
+    # process has only a few images per batch). GPUs only; ignored in a single process.
+    sync_batchnorm: bool = False
+
+
+@dataclass
+class History:
+    """What happened, one list entry per epoch (all lists have the same length).
+
+    `val_iou[e][c]` is the IoU of class c after epoch `epoch[e]`, NaN when class c appears neither
+    in the masks nor in the predictions of the validation set.
+
+    Introduced in `04_training.ipynb`.
+    """
+
+    epoch: list[int] = field(default_factory=list)  # 1-based epoch numbers
+    train_loss: list[float] = field(default_factory=list)  # mean over the epoch's training pixels
+    val_loss: list[float] = field(default_factory=list)
+    val_iou: list[list[float]] = field(default_factory=list)  # per class
+    val_miou: list[float] = field(default_factory=list)
+    val_pixel_accuracy: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)  # lr of the epoch's last batch
+    epoch_time_s: list[float] = field(default_factory=list)  # training + validation
+    stop_reason: str = ""  # "num_epochs", "early_stopping", "time_budget" or "callback"
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Epoch number with the highest val mIoU (the earliest on ties); None before any epoch."""
+        if not self.epoch:
+            return None
+        scores = [-math.inf if math.isnan(m) else m for m in self.val_miou]
+        return self.epoch[scores.index(max(scores))]
+
+    @property
+    def best_miou(self) -> float:
+        """Highest val mIoU so far (NaN before any epoch)."""
+        if not self.epoch:
+            return math.nan
+        return self.val_miou[self.epoch.index(self.best_epoch)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON and checkpoints; NaN becomes None (JSON has no NaN)."""
+        return json_ready({**asdict(self), "best_epoch": self.best_epoch,
+                           "best_miou": self.best_miou})
+
+    def append(self, epoch: int, train_loss: float, val_loss: float, cm: ConfusionMatrix,
+               lr: float, seconds: float) -> None:
+        """Record one epoch: its losses, the val metrics from `cm`, its last lr and duration."""
+        self.epoch.append(epoch)
+        self.train_loss.append(train_loss)
+        self.val_loss.append(val_loss)
+        self.val_iou.append([float(v) for v in cm.iou()])
+        self.val_miou.append(float(cm.miou()))
+        self.val_pixel_accuracy.append(float(cm.pixel_accuracy()))
+        self.lr.append(lr)
+        self.epoch_time_s.append(seconds)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> History:
+        """Inverse of `to_dict` (None becomes NaN again)."""
+        names = [f for f in cls.__dataclass_fields__ if f != "stop_reason"]
+        lists = {name: _none_to_nan(list(data.get(name, []))) for name in names}
+        lists["epoch"] = [int(e) for e in lists["epoch"]]
+        return cls(**lists, stop_reason=str(data.get("stop_reason", "")))
+
+
+def _none_to_nan(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_none_to_nan(v) for v in value]
+    return math.nan if value is None else value
+
+
+class Callback:
+    """Hooks `fit` calls; subclass and override what you need. Return True to stop training.
+
+    A plain function `f(epoch, history)` also works as a callback: it is used as `on_epoch_end`.
+    Introduced in `04_training.ipynb`.
+
+    Example (a live plot in a notebook, the loop knows nothing about plotting):
+        >>> class LivePlot(Callback):
+        ...     def on_epoch_end(self, epoch, history):
+        ...         display(plot_history(history), clear=True)
+    """
+
+    def on_batch_end(self, epoch: int, step: int, loss: float) -> bool | None:
+        """After every optimizer step; `step` counts batches since the start of training."""
+        return None
+
+    def on_epoch_end(self, epoch: int, history: History) -> bool | None:
+        """After validation; `history` already holds this epoch."""
+        return None
+
+    def on_train_end(self, history: History) -> None:
+        """Once, after the best weights are back in the model."""
+        return None
+
+
+
+
+def call_callbacks(callbacks: Sequence[Any], hook: str, *args: Any) -> bool:
+    """Call `hook` on every callback; True if any asked to stop. Plain functions are on_epoch_end.
+
+    Introduced in `04_training.ipynb` (how `fit` calls its callbacks).
+    """
+    stop = False
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is None and hook == "on_epoch_end" and callable(callback):
+            method = callback
+        if method is not None and method(*args):
+            stop = True
+    return stop
+
+
+# --- the learning-rate schedule and the optimizer ---------------------------------------------
+
+
+def scheduled_lr(config: TrainConfig, progress: float) -> float:
+    """Learning rate at `progress` in [0, 1] through training (0 = first batch, 1 = the end).
+
+    "onecycle" follows the curve of `torch.optim.lr_scheduler.OneCycleLR` (cosine, 30% warm-up,
+    from lr/25 up to lr, then down to lr/25e4). The schedule is a function of progress rather than
+    of the step count so that a time budget can stretch it: `fit` uses the larger of "batches
+    done / batches planned" and "seconds used / seconds budgeted".
+
+    Introduced in `04_training.ipynb`.
+    """
+    p = min(max(progress, 0.0), 1.0)
+    if config.scheduler == "none":
+        return config.lr
+    if config.scheduler == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * p))
+    if config.scheduler == "onecycle":
+        start, end, warmup = config.lr / 25, config.lr / 25e4, 0.3
+        if p < warmup:
+            return _cosine_between(start, config.lr, p / warmup)
+        return _cosine_between(config.lr, end, (p - warmup) / (1 - warmup))
+    raise ValueError(f"unknown scheduler {config.scheduler!r}; use 'onecycle', 'cosine' or 'none'")
+
+
+def _cosine_between(a: float, b: float, t: float) -> float:
+    return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer `config.optimizer` names, over all of `model`'s parameters.
+
+    Introduced in `04_training.ipynb`.
+    """
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'adamw' or 'adam'")
