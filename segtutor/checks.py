@@ -500,6 +500,12 @@ def _check_labels(report: DatasetReport, inferred: bool) -> None:
     k = report.num_classes
     if k is None:
         return
+    if inferred and k > 255:  # labels such as 1000 in 16-bit masks: name those masks
+        _check_range(report, 255, "label values above 254 (255 means ignore; segtutor "
+                     "supports at most 255 classes):", "save the masks with class indices "
+                     "0..254 (remap the values, e.g. with a lookup table)")  # fmt: skip
+        report.num_classes, report.class_names = None, []  # no usable number of classes
+        return
     if not 1 <= k <= 255:
         report.problems.append(Problem(report.root, f"num_classes={k} is not in 1..255 (255 "
                                        "means ignore)", "give the number of classes, "
@@ -536,7 +542,7 @@ def _looks_binary_255(report: DatasetReport) -> Problem | None:
                    "or resave the masks with values 0 and 1")  # fmt: skip
 
 
-def _check_range(report: DatasetReport, k: int) -> None:
+def _check_range(report: DatasetReport, k: int, message: str = "", fix: str = "") -> None:
     """One problem per mask (or one listing them) holding labels outside `0..k-1` and 255."""
     bad = []
     for path, counts in zip(report.mask_paths, report.label_counts, strict=True):
@@ -546,9 +552,9 @@ def _check_range(report: DatasetReport, k: int) -> None:
     if not bad:
         return
     largest = max(v for v in report.value_counts if v != IGNORE_INDEX)
-    _add(report.problems, report.root / "masks", bad,
-         f"label values outside 0..{k - 1} (num_classes={k}; 255 means ignore):",
-         f"if those are classes, pass num_classes={largest + 1}; otherwise fix those masks")  # fmt: skip
+    message = message or f"label values outside 0..{k - 1} (num_classes={k}; 255 means ignore):"
+    fix = fix or f"if those are classes, pass num_classes={largest + 1}; otherwise fix those masks"
+    _add(report.problems, report.root / "masks", bad, message, fix)
 
 
 def _add(
