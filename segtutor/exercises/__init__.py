@@ -9,18 +9,22 @@ from segtutor.exercises.core import (
     Case,
     CheckResult,
     Incorrect,
+    Mistake,
     Question,
     compare_tensors,
     compare_values,
     describe,
+    questions,
 )
 
 __all__ = [
     "Case",
     "CheckResult",
     "Incorrect",
+    "Mistake",
     "Question",
     "compare_tensors",
     "compare_values",
     "describe",
+    "questions",
 ]

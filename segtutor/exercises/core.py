@@ -18,10 +18,16 @@ A learner then runs `from segtutor.exercises import ex01 as ex` and `ex.q1.check
 `check` never raises on a wrong answer: it shows "Correct" or what is wrong and why, and returns
 a `CheckResult` (truthy when correct, also kept as `question.last_result`). The result shows
 nothing as a cell's value, so a notebook does not print a stray `True` under the verdict.
+
+Typical mistakes are a table, not code: `mistakes = (Mistake(wrong_fn, "what to change"), ...)`,
+where `wrong_fn` reproduces the mistake with the reference's signature. When an answer is wrong
+and equals `wrong_fn` on the failing case, the note is added to the explanation.
+
 Optional class attributes: `expects_function` (False: the answer is a value, compared with
-`reference()`), `atol`/`rtol`, `allow_numpy`, `check_inplace`, `seed`; optional methods:
-`compare(expected, got, name)` (return an explanation or None), `explain_error(error, case)`
-(why the learner's function raised, or None) and `run(answer, case)`.
+`reference()`), `mistakes`, `mistakes_on_all_cases`, `atol`/`rtol`, `allow_numpy`,
+`check_inplace`, `seed`; optional methods: `compare(expected, got, name)` (return an
+explanation or None; it can read `self.case`, the case being checked), `explain_error(error,
+case)` (why the learner's function raised, or None) and `run(answer, case)`.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import sysconfig
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from types import ModuleType
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -44,10 +51,12 @@ __all__ = [
     "Case",
     "CheckResult",
     "Incorrect",
+    "Mistake",
     "Question",
     "compare_tensors",
     "compare_values",
     "describe",
+    "questions",
 ]
 
 Status = Literal["correct", "incorrect", "not_attempted"]
@@ -73,6 +82,14 @@ class Case:
 
     def __repr__(self) -> str:
         return f"Case({', '.join(_call_args(self.args, self.kwargs))})"
+
+
+class Mistake(NamedTuple):
+    """A typical wrong answer: `answer` reproduces it (same signature as `reference`), `note`
+    says what to change. Listed in `Question.mistakes`; see the module docstring."""
+
+    answer: Callable[..., Any]
+    note: str
 
 
 class CheckResult:
@@ -251,6 +268,13 @@ class Question:
         allow_numpy: accept a numpy array where the reference returns a tensor (and vice versa).
         check_inplace: report a function that modifies its inputs in place.
         seed: seeds `generator()`, so hidden cases are the same on every run and machine.
+        mistakes: `Mistake`s tried in order on a wrong answer; the first one that gives the
+            learner's output (within `atol`/`rtol`, any dtype) adds its note.
+        mistakes_on_all_cases: match a mistake on the outputs of every case at once (for
+            yes/no answers, where one case matches many mistakes).
+
+    While checking, `self.case` is the case being checked (its original inputs, even if the
+    learner's function modified its copy) and `self.answer` the learner's answer.
     """
 
     title: str = "Exercise"
@@ -262,9 +286,13 @@ class Question:
     allow_numpy: bool = False
     check_inplace: bool = True
     seed: int = 0
+    mistakes: Sequence[Mistake] = ()
+    mistakes_on_all_cases: bool = False
 
     def __init__(self) -> None:
         self.last_result: CheckResult | None = None
+        self.case: Case | None = None
+        self.answer: Any = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.title}>"
@@ -338,6 +366,7 @@ class Question:
     # ---- the checking itself -----------------------------------------------------------------
 
     def _verdict(self, answer: Any) -> CheckResult:
+        self.answer = answer
         if answer is Ellipsis or (self.expects_function and _is_stub(answer)):
             return self._not_attempted()
         if not self.expects_function:
@@ -349,11 +378,12 @@ class Question:
                 "`check(my_fn)`, not the result of calling it, `check(my_fn(...))`."
             )
 
-        cases = [c if isinstance(c, Case) else Case(*c) for c in self.cases()]
+        cases = self._cases()
         for i, case in enumerate(cases, start=1):
             where = f"Case {i} of {len(cases)}: {self._describe_call(answer, case)}"
             theirs = copy.deepcopy(case)  # the learner may modify their inputs; keep the originals
-            expected = self.reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+            self.case = case
+            expected = _call(self.reference, case)
             try:
                 got = self.run(answer, theirs)
             except NotImplementedError as error:
@@ -369,11 +399,39 @@ class Question:
                     f"{where}\nYour function returned None: did you forget `return`?"
                 )
             why = self._safe_compare(expected, got, "output")
+            if why is not None and (note := self._mistake_note(expected, got)):
+                why = f"{why} {note}"
             if why is None and self.check_inplace:
                 why = self._changed_inputs(case, theirs)
             if why is not None:
                 return self._incorrect(f"{where}\n{why}")
         return self._correct()
+
+    def _cases(self) -> list[Case]:
+        return [c if isinstance(c, Case) else Case(*c) for c in self.cases()]
+
+    def _mistake_note(self, expected: Any, got: Any) -> str | None:
+        """The note of the first `Mistake` that gives `got` (and not `expected`), or None."""
+        if not self.mistakes:
+            return None
+        cases = [self.case]
+        if self.mistakes_on_all_cases:
+            cases = self._cases()
+            try:
+                expected = [_call(self.reference, case) for case in cases]
+                got = [self.run(self.answer, copy.deepcopy(case)) for case in cases]
+            except Exception:  # a crash on another case: no single mistake explains it
+                return None
+        for mistake in self.mistakes:
+            try:
+                wrong = [_call(mistake.answer, case) for case in cases]
+                wrong = wrong if self.mistakes_on_all_cases else wrong[0]
+                # A mistake that gives the right answer on this case says nothing about `got`.
+                if _same_value(wrong, got, self) and not _same_value(wrong, expected, self):
+                    return mistake.note
+            except Exception:  # this mistake cannot be made on this case
+                continue
+        return None
 
     def _error_message(self, error: Exception, case: Case) -> str:
         explanation = self.explain_error(error, case)
@@ -446,6 +504,46 @@ class Question:
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
+
+
+def questions(module: ModuleType) -> dict[str, Question]:
+    """The questions of an exercise module by name, e.g. `{"q1": ..., "q2": ...}`."""
+    return {name: q for name, q in vars(module).items() if isinstance(q, Question)}
+
+
+def _call(fn: Callable[..., Any], case: Case) -> Any:
+    """`fn` on copies of the case's inputs, so the case stays as it was."""
+    return fn(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+
+
+def _same_value(expected: Any, got: Any, tolerances: Question) -> bool:
+    """True when `got` equals `expected` within the question's tolerances, whatever the dtype
+    or container (a tensor for a list, float32 for float64, a 1-element tensor for a number)."""
+    if isinstance(expected, Mapping):
+        return (
+            isinstance(got, Mapping)
+            and expected.keys() == got.keys()
+            and all(_same_value(expected[k], got[k], tolerances) for k in expected)
+        )
+    if isinstance(expected, tuple | list):
+        got = got.tolist() if isinstance(got, torch.Tensor | np.ndarray) else got
+        return (
+            isinstance(got, tuple | list)
+            and len(got) == len(expected)
+            and all(_same_value(e, g, tolerances) for e, g in zip(expected, got, strict=True))
+        )
+    if not isinstance(expected, torch.Tensor | np.ndarray | bool | int | float | np.generic):
+        return bool(expected == got)
+    try:
+        e = torch.as_tensor(expected).detach().cpu().double()
+        g = torch.as_tensor(got).detach().cpu().double()
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    if e.dim() == 0 and g.numel() == 1:
+        g = g.reshape(())
+    return e.shape == g.shape and bool(
+        torch.isclose(g, e, rtol=tolerances.rtol, atol=tolerances.atol, equal_nan=True).all()
+    )
 
 
 def describe(value: Any, max_elements: int = 25) -> str:

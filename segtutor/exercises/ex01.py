@@ -74,10 +74,6 @@ class MaskToTensor(Question):
             label="a 32x48 greyscale mask with 21 classes",
         )
 
-    def run(self, answer, case):
-        self._mask = case.args[0]
-        return super().run(answer, case)
-
     def compare(self, expected, got, name):
         why = compare_tensors(expected, got, name)
         if why is None or not isinstance(got, torch.Tensor | np.ndarray):
@@ -103,16 +99,16 @@ class MaskToTensor(Question):
                 why + " Every label became 0 (and 255 became 1): that is `ToTensor`'s "
                 "division by 255 followed by `.long()`, which truncates."
             )
-        mode = getattr(self._mask, "mode", "")
-        if mode == "P":
-            grey = torch.from_numpy(np.array(self._mask.convert("L"))).long()
+        pil_mask = self.case.args[0]
+        if pil_mask.mode == "P":
+            grey = torch.from_numpy(np.array(pil_mask.convert("L"))).long()
             if torch.equal(squeezed.long(), grey):
                 return (
                     why + " This is a palette mask: `.convert('L')` turned its colours into "
                     "brightness values. `np.array(pil_mask)` gives the palette indices, "
                     "which are the classes."
                 )
-            rgb = np.array(self._mask.convert("RGB"))
+            rgb = np.array(pil_mask.convert("RGB"))
             if squeezed.shape == expected.shape and torch.equal(
                 squeezed.long(), torch.from_numpy(rgb[..., 0].astype(np.int64))
             ):
@@ -292,16 +288,12 @@ class ClassPixelCounts(Question):
         yield Case(sparse, 3, ignore_index=IGNORE_INDEX,
                    label="3 masks 10x10, almost all ignored; class 2 absent")  # fmt: skip
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def compare(self, expected, got, name):
         why = compare_tensors(expected, got, name)
         if why is None or not isinstance(got, torch.Tensor | np.ndarray):
             return why
         got_t = torch.as_tensor(got)
-        masks, num_classes = self._case.args
+        masks, num_classes = self.case.args
         ignored = int((masks == IGNORE_INDEX).sum())
         if got_t.dim() == 1 and got_t.numel() == 256:
             return why + " 256 entries: 255 was counted as a class. Drop the ignored pixels first."
@@ -372,12 +364,8 @@ class ResizeMask(Question):
         yield Case(torch.randint(0, 6, (5, 5), generator=g), (12, 11),
                    label="a 5x5 mask with classes 0-5, to (12, 11)")  # fmt: skip
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def compare(self, expected, got, name):
-        mask, size = self._case.args
+        mask, size = self.case.args
         if isinstance(got, torch.Tensor | np.ndarray) and got.shape == expected.shape:
             got_t = torch.as_tensor(got)
             if got_t.dtype == torch.int64 and any(

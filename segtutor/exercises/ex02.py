@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segtutor.exercises.core import Case, Incorrect, Question, compare_tensors
-from segtutor.model import DoubleConv
+from segtutor.exercises.core import Case, Incorrect, Mistake, Question, compare_tensors
+from segtutor.model import DoubleConv, Up
 
 __all__ = ["q1", "q2", "q3"]
 
@@ -36,32 +36,23 @@ class CountConvParams(Question):
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, bias=bias)
         return sum(p.numel() for p in conv.parameters())
 
+    mistakes = (
+        Mistake(lambda i, o, k, bias=True: o * i * k * k,
+                "That is the count without the bias: `bias=True` adds `out_channels`."),
+        Mistake(lambda i, o, k, bias=True: o * i * k * k + o,
+                "That includes a bias, but this conv has `bias=False`."),
+        Mistake(lambda i, o, k, bias=True: o * i * k + o * bias,
+                "The window is `kernel_size x kernel_size`: square the kernel size."),
+        Mistake(lambda i, o, k, bias=True: o * k * k + o * bias,
+                "Each filter spans every input channel: multiply by `in_channels` too."),
+    )  # fmt: skip
+
     def cases(self):
         yield Case(5, 7, 3, bias=True)
         yield Case(5, 7, 3, bias=False)
         yield Case(16, 4, 1, bias=True)  # a 1x1 conv, like OutConv
         yield Case(3, 64, 5, bias=False)
         yield Case(12, 6, 2, bias=True)
-
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
-    def compare(self, expected, got, name):
-        why = super().compare(expected, got, name)
-        if why is None or not isinstance(got, int | float):
-            return why
-        in_c, out_c, k = self._case.args
-        bias = self._case.kwargs["bias"]
-        if bias and got == expected - out_c:
-            why += " That is the count without the bias: `bias=True` adds `out_channels`."
-        elif not bias and got == expected + out_c:
-            why += " That includes a bias, but this conv has `bias=False`."
-        elif got == out_c * in_c * k + out_c * bias:
-            why += " The window is `kernel_size x kernel_size`: square the kernel size."
-        elif got == out_c * k * k + out_c * bias:
-            why += " Each filter spans every input channel: multiply by `in_channels` too."
-        return why
 
 
 class DoubleConvQuestion(Question):
@@ -184,6 +175,16 @@ class DoubleConvQuestion(Question):
         return None
 
 
+_SPLIT = "Split the padding: `diff // 2` on one side, the rest on the other."
+
+
+def _padded(x, skip, split):
+    """`x` padded to the skip's (H, W), each difference `d` split as `split(d) = (before, after)`."""
+    left, right = split(skip.shape[3] - x.shape[3])
+    top, bottom = split(skip.shape[2] - x.shape[2])
+    return F.pad(x, [left, right, top, bottom])
+
+
 class PadToMatch(Question):
     title = "Pad the upsampled features to the skip's height and width, as Up does"
     hints = (
@@ -200,10 +201,17 @@ class PadToMatch(Question):
         "    return F.pad(x, [diff_x // 2, diff_x - diff_x // 2, diff_y // 2, diff_y - diff_y // 2])"
     )
 
+    mistakes = (
+        Mistake(lambda x, skip: _padded(x, skip, lambda d: (0, d)), _SPLIT),
+        Mistake(lambda x, skip: _padded(x, skip, lambda d: (d, 0)), _SPLIT),
+        Mistake(lambda x, skip: _padded(x, skip, lambda d: (d - d // 2, d // 2)),
+                "The smaller half (`diff // 2`) goes first (left, top)."),
+    )  # fmt: skip
+
     def reference(self, x, skip):
-        diff_y = skip.shape[2] - x.shape[2]
-        diff_x = skip.shape[3] - x.shape[3]
-        return F.pad(x, [diff_x // 2, diff_x - diff_x // 2, diff_y // 2, diff_y - diff_y // 2])
+        up = Up(2, 2)  # the library's block, reduced to its padding: no upsampling, no conv
+        up.up, up.conv = nn.Identity(), nn.Identity()
+        return up(x, skip)[:, skip.shape[1] :]  # Up returns [skip, padded x] along channels
 
     def cases(self):
         g = self.generator()
@@ -217,18 +225,12 @@ class PadToMatch(Question):
             skip = torch.randn(2, c + 1, sh, sw, generator=g)
             yield Case(x, skip, label=f"x {tuple(x.shape)}, skip {tuple(skip.shape)}")
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def compare(self, expected, got, name):
         why = compare_tensors(expected, got, name)
-        if why is None or not isinstance(got, torch.Tensor):
+        if why is None or not isinstance(got, torch.Tensor) or got.ndim != 4:
             return why
-        x, skip = self._case.args
+        x, skip = self.case.args
         d_y, d_x = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
-        if got.ndim != 4:
-            return why
         if got.shape[1] == x.shape[1] + skip.shape[1]:
             return why + " Return only the padded `x`; `Up` concatenates it with the skip later."
         if got.shape[1] != x.shape[1]:
@@ -237,12 +239,6 @@ class PadToMatch(Question):
             return why + " `F.pad` takes the LAST dimension first: [left, right, top, bottom]."
         if got.shape != expected.shape:
             return why + " `x` should come out with the skip's height and width."
-        if torch.equal(got, F.pad(x, [0, d_x, 0, d_y])) or torch.equal(
-            got, F.pad(x, [d_x, 0, d_y, 0])
-        ):
-            return why + " Split the padding: `diff // 2` on one side, the rest on the other."
-        if torch.equal(got, F.pad(x, [d_x - d_x // 2, d_x // 2, d_y - d_y // 2, d_y // 2])):
-            return why + " The smaller half (`diff // 2`) goes first (left, top)."
         return why + " Pad with zeros (`F.pad`'s default), half of the difference on each side."
 
 

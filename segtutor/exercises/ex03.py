@@ -7,20 +7,14 @@ In the notebook: `from segtutor.exercises import ex03 as ex`, then
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from segtutor.exercises.core import Case, Question, compare_tensors, compare_values
+from segtutor.exercises.core import Case, Mistake, Question, compare_tensors
 from segtutor.losses import DiceLoss, class_weights
 from segtutor.settings import IGNORE_INDEX
 
 __all__ = ["q1", "q2", "q3"]
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-5)
 
 
 def _logits_and_masks(g, n, c, h, w, ignored=0, absent=None):
@@ -32,6 +26,19 @@ def _logits_and_masks(g, n, c, h, w, ignored=0, absent=None):
         flat = masks.view(-1)
         flat[torch.randperm(flat.numel(), generator=g)[:ignored]] = IGNORE_INDEX
     return logits, masks
+
+
+def _cross_entropy(logits, masks, reduction="none", ignore_index=IGNORE_INDEX):
+    return F.cross_entropy(logits, masks, ignore_index=ignore_index, reduction=reduction)
+
+
+def _true_probs(logits, masks):
+    """The probability of the true class at each valid pixel, (P,): a mistake without the log."""
+    valid = masks != IGNORE_INDEX
+    return logits.softmax(1).gather(1, masks.where(valid, 0).unsqueeze(1)).squeeze(1)[valid]
+
+
+_NO_LOG = "Take the log of the probabilities (`F.log_softmax`), not the probabilities."
 
 
 class PixelCrossEntropy(Question):
@@ -53,8 +60,20 @@ class PixelCrossEntropy(Question):
         "    return losses[valid].mean()"
     )
 
+    mistakes = (
+        Mistake(lambda logits, masks: _cross_entropy(logits, masks, "sum"),
+                "That is the sum over pixels; the loss is the mean."),
+        Mistake(lambda logits, masks: _cross_entropy(logits, masks).mean(),
+                "You divided by every pixel, ignored ones included: divide by the number of "
+                "valid pixels (`losses[valid].mean()`)."),
+        Mistake(lambda logits, masks: -_cross_entropy(logits, masks, "mean"),
+                "The sign is flipped: the loss is MINUS the log-probability of the true class."),
+        Mistake(lambda logits, masks: -_true_probs(logits, masks).mean(), _NO_LOG),
+        Mistake(lambda logits, masks: _true_probs(logits, masks).mean(), _NO_LOG),
+    )  # fmt: skip
+
     def reference(self, logits, masks, ignore_index=IGNORE_INDEX):
-        return float(F.cross_entropy(logits, masks, ignore_index=ignore_index))
+        return float(_cross_entropy(logits, masks, "mean", ignore_index))
 
     def cases(self):
         g = self.generator()
@@ -64,41 +83,12 @@ class PixelCrossEntropy(Question):
         yield Case(*_logits_and_masks(g, 3, 2, 4, 4, ignored=10),
                    label="logits (3, 2, 4, 4), 10 pixels with mask 255")
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def explain_error(self, error, case):
         if (case.args[1] == IGNORE_INDEX).any():
             return ("This case has pixels whose mask is 255 (ignore). 255 is not a class: "
                     "replace those pixels by a valid class before `gather`, then leave them "
                     "out of the mean.")
         return None
-
-    def compare(self, expected, got, name):
-        why = compare_values(expected, got, name, self.atol, self.rtol)
-        if why is None:
-            return None
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            return why
-        logits, masks = self._case.args
-        valid = masks != IGNORE_INDEX
-        per_pixel = F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX, reduction="none")
-        probs = logits.softmax(1).gather(1, masks.where(valid, 0).unsqueeze(1)).squeeze(1)
-        if _close(value, float(per_pixel.sum())):
-            why += " That is the sum over pixels; the loss is the mean."
-        elif valid.sum() < valid.numel() and _close(value, float(per_pixel.mean())):
-            why += (
-                " You divided by every pixel, ignored ones included: divide by the number of "
-                "valid pixels (`losses[valid].mean()`)."
-            )
-        elif _close(value, -expected):
-            why += " The sign is flipped: the loss is MINUS the log-probability of the true class."
-        elif _close(value, float(-probs[valid].mean())) or _close(value, float(probs[valid].mean())):
-            why += " Take the log of the probabilities (`F.log_softmax`), not the probabilities."
-        return why
 
 
 class MedianFrequencyWeights(Question):
@@ -117,6 +107,18 @@ class MedianFrequencyWeights(Question):
         "    return (freq.quantile(0.5) / freq).float()"
     )
 
+    mistakes = (
+        Mistake(lambda counts: _freq(counts).median() / _freq(counts),
+                "`torch.median` takes the lower of the two middle values when the count is even; "
+                "the median is their mean: use `freq.quantile(0.5)`."),
+        Mistake(lambda counts: _freq(counts) / _freq(counts).quantile(0.5),
+                "Your weights are upside down: rare classes should get LARGE weights, "
+                "`median / freq`."),
+        Mistake(lambda counts: 1 / (len(counts) * _freq(counts)),
+                "That is inverse-frequency weighting, `1 / (K * freq)`; here the numerator is "
+                "the median frequency."),
+    )  # fmt: skip
+
     def reference(self, pixel_counts):
         return class_weights(pixel_counts, method="median")
 
@@ -126,38 +128,43 @@ class MedianFrequencyWeights(Question):
         yield Case(torch.tensor([70, 30]))
         yield Case(torch.tensor([12000, 1500, 800, 600, 100]))
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def compare(self, expected, got, name):
         why = compare_tensors(expected, got, name, self.atol, self.rtol)
-        if why is None or not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-            return why
-        if got.dtype != expected.dtype:
-            if compare_tensors(expected, got.float(), name) is None:
-                return why + " The values are right: convert with `.float()`."
-            got = got.float()
-        counts = self._case.args[0].double()
-        freq = counts / counts.sum()
-        variants = {
-            "lower": (freq.median() / freq).float(),
-            "inverted": (freq / freq.quantile(0.5)).float(),
-            "inverse": (1 / (len(freq) * freq)).float(),
-            "counts": (counts.quantile(0.5) / counts).float(),
-        }
-        notes = {
-            "lower": " `torch.median` takes the lower of the two middle values when the count "
-            "is even; the median is their mean: use `freq.quantile(0.5)`.",
-            "inverted": " Your weights are upside down: rare classes should get LARGE weights, "
-            "`median / freq`.",
-            "inverse": " That is inverse-frequency weighting, `1 / (K * freq)`; here the "
-            "numerator is the median frequency.",
-        }
-        for key, note in notes.items():
-            if compare_tensors(variants[key], got, name) is None:
-                return why + note
+        right_values = isinstance(got, torch.Tensor) and not compare_tensors(expected, got.float())
+        if why and right_values and got.dtype != expected.dtype:
+            return why + " The values are right: convert with `.float()`."
         return why
+
+
+def _freq(counts):
+    return counts.double() / counts.sum()
+
+
+def _dice_variant(logits, masks, smooth=1.0, present_only=True, use_ignore=True, softmax=True,
+                  per_image=False):
+    """Soft Dice with one typical mistake (the library's `DiceLoss` is the right one)."""
+    num_classes = logits.shape[1]
+    valid = (masks != IGNORE_INDEX).unsqueeze(1).float()
+    probs = logits.softmax(1) if softmax else logits
+    onehot = F.one_hot(masks.where(masks != IGNORE_INDEX, 0), num_classes)
+    onehot = onehot.permute(0, 3, 1, 2).float() * valid
+    if use_ignore:
+        probs = probs * valid
+    dims = (2, 3) if per_image else (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    card = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + smooth) / (card + smooth)
+    present = onehot.sum(dims) > 0 if present_only else torch.ones_like(dice, dtype=torch.bool)
+    return (1 - dice)[present].mean()
+
+
+def _dice_mistake(**mistake):
+    """`soft_dice_loss` made with `mistake` (keywords of `_dice_variant`)."""
+
+    def soft_dice_loss(logits, masks, smooth=1.0):
+        return _dice_variant(logits, masks, **{"smooth": smooth, **mistake})
+
+    return soft_dice_loss
 
 
 class SoftDiceLoss(Question):
@@ -183,6 +190,18 @@ class SoftDiceLoss(Question):
         "    return (1 - dice)[present].mean()"
     )
 
+    mistakes = (
+        Mistake(_dice_mistake(present_only=False), "Average over the classes PRESENT in the "
+                "masks only: an absent class has no overlap to score."),
+        Mistake(_dice_mistake(use_ignore=False), "Ignored pixels (255) still count: zero them in "
+                "the probabilities too, not only in the one-hot masks."),
+        Mistake(_dice_mistake(softmax=False), "Dice needs probabilities: apply `softmax(dim=1)` "
+                "to the logits first."),
+        Mistake(_dice_mistake(per_image=True), "Sum over the whole batch (dims 0, 2, 3), not "
+                "per image: an image without a class would otherwise score 0/0 for it."),
+        Mistake(_dice_mistake(smooth=1.0), "Use the `smooth` argument you were given."),
+    )  # fmt: skip
+
     def reference(self, logits, masks, ignore_index=IGNORE_INDEX, smooth=1.0):
         return float(DiceLoss(ignore_index=ignore_index, smooth=smooth)(logits, masks))
 
@@ -198,63 +217,12 @@ class SoftDiceLoss(Question):
         yield Case(logits, masks, smooth=0.5,
                    label="logits (3, 3, 4, 4), smooth=0.5, an image of background only")
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def explain_error(self, error, case):
         if (case.args[1] == IGNORE_INDEX).any():
             return ("This case has pixels whose mask is 255 (ignore): `F.one_hot` cannot take "
                     "255 with fewer classes. Replace them by 0 first (`masks.where(valid, 0)`), "
                     "then zero them out of both the one-hot masks and the probabilities.")
         return None
-
-    def compare(self, expected, got, name):
-        why = compare_values(expected, got, name, self.atol, self.rtol)
-        if why is None:
-            return None
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            return why
-        logits, masks = self._case.args
-        smooth = self._case.kwargs.get("smooth", 1.0)
-        notes = (
-            (dict(present_only=False), " Average over the classes PRESENT in the masks only: "
-             "an absent class has no overlap to score."),
-            (dict(use_ignore=False), " Ignored pixels (255) still count: zero them in the "
-             "probabilities too, not only in the one-hot masks."),
-            (dict(softmax=False), " Dice needs probabilities: apply `softmax(dim=1)` to the "
-             "logits first."),
-            (dict(per_image=True), " Sum over the whole batch (dims 0, 2, 3), not per image: "
-             "an image without a class would otherwise score 0/0 for it."),
-            (dict(smooth=1.0), " Use the `smooth` argument you were given."),
-        )
-        for kwargs, note in notes:
-            variant = _dice_variant(logits, masks, **{"smooth": smooth, **kwargs})
-            if variant is not None and _close(value, variant):
-                return why + note
-        return why
-
-
-def _dice_variant(logits, masks, smooth=1.0, present_only=True, use_ignore=True, softmax=True,
-                  per_image=False):
-    """Soft Dice computed right or with one typical mistake, to name the mistake."""
-    num_classes = logits.shape[1]
-    valid = (masks != IGNORE_INDEX).unsqueeze(1).float()
-    probs = logits.softmax(1) if softmax else logits
-    onehot = F.one_hot(masks.where(masks != IGNORE_INDEX, 0), num_classes)
-    onehot = onehot.permute(0, 3, 1, 2).float() * valid
-    if use_ignore:
-        probs = probs * valid
-    dims = (2, 3) if per_image else (0, 2, 3)
-    inter = (probs * onehot).sum(dims)
-    card = probs.sum(dims) + onehot.sum(dims)
-    dice = (2 * inter + smooth) / (card + smooth)
-    present = onehot.sum(dims) > 0 if present_only else torch.ones_like(dice, dtype=torch.bool)
-    if not present.any():
-        return None
-    return float((1 - dice)[present].mean())
 
 
 q1 = PixelCrossEntropy()

@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from unittest import mock
 
@@ -22,11 +23,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from segtutor.exercises.core import (
     Case,
     Incorrect,
+    Mistake,
     Question,
     _check_callable_with,
     compare_values,
 )
-from segtutor.train import TrainConfig, scheduled_lr
+from segtutor.train import TrainConfig, scheduled_lr, should_stop, train_one_epoch
 
 __all__ = ["q1", "q2", "q3", "q4"]
 
@@ -65,38 +67,32 @@ def _setup(seed: int, num_images: int, batch_size: int, optimizer: str):
     return model, loader, opt, nn.CrossEntropyLoss()
 
 
-def _reference_epoch(model, loader, optimizer, loss_fn, *, train=True, zero_grad=True,
-                     step=True, average="images"):
-    """One epoch done right, or with one typical mistake (to name that mistake)."""
+def _result(model: nn.Module, loss) -> dict:
+    return {"loss": loss, "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+
+def _wrong_epoch(*setup, train=True, zero_grad=True, step=True, average="images"):
+    """One epoch with one typical mistake (the right one is the library's `train_one_epoch`)."""
+    model, loader, optimizer, loss_fn = _setup(*setup)
     if train:
         model.train()
-    total, num_images, batch_losses = 0.0, 0, []
+    batch_losses, sizes = [], []
     for images, masks in loader:
-        logits = model(images)
-        loss = loss_fn(logits, masks)
+        loss = loss_fn(model(images), masks)
         if zero_grad:
             optimizer.zero_grad()
         loss.backward()
         if step:
             optimizer.step()
-        total += loss.item() * images.shape[0]
-        num_images += images.shape[0]
         batch_losses.append(loss.item())
-    if average == "batches":
-        return sum(batch_losses) / len(batch_losses)
-    if average == "sum":
-        return sum(batch_losses)
-    if average == "last":
-        return batch_losses[-1]
-    return total / num_images
-
-
-def _state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _same_state(a: dict, b: dict) -> bool:
-    return all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5, rtol=1e-4) for k in a)
+        sizes.append(images.shape[0])
+    averages = {
+        "images": sum(b * n for b, n in zip(batch_losses, sizes, strict=True)) / sum(sizes),
+        "batches": sum(batch_losses) / len(batch_losses),
+        "sum": sum(batch_losses),
+        "last": batch_losses[-1],
+    }
+    return _result(model, averages[average])
 
 
 class TrainOneEpoch(Question):
@@ -127,11 +123,26 @@ class TrainOneEpoch(Question):
         "    return loss_sum / num_images"
     )
     check_inplace = False
+    mistakes = (
+        Mistake(partial(_wrong_epoch, step=False), "The weights did not change: call `optimizer.step()` "
+                "after `loss.backward()`."),
+        Mistake(partial(_wrong_epoch, zero_grad=False), "Call `optimizer.zero_grad()` for every batch: "
+                "without it, each step uses the sum of the gradients of all the batches so far."),
+        Mistake(partial(_wrong_epoch, train=False), "Call `model.train()` first: the model arrived in "
+                "eval mode (as it is after validation), so BatchNorm used its running "
+                "statistics and did not update them."),
+        Mistake(partial(_wrong_epoch, average="batches"), "That is the mean of the batch losses: the last "
+                "batch is smaller, so weight each batch by its number of images "
+                "(`loss.item() * images.shape[0]`) and divide by the number of images."),
+        Mistake(partial(_wrong_epoch, average="sum"), "That is the sum of the batch losses: return the "
+                "mean per image."),
+        Mistake(partial(_wrong_epoch, average="last"), "That is the loss of the last batch only: return "
+                "the mean over the epoch."),
+    )  # fmt: skip
 
     def reference(self, seed, num_images, batch_size, optimizer):
         model, loader, opt, loss_fn = _setup(seed, num_images, batch_size, optimizer)
-        loss = _reference_epoch(model, loader, opt, loss_fn)
-        return {"loss": loss, "state": _state(model)}
+        return _result(model, train_one_epoch(model, loader, loss_fn, opt))
 
     def cases(self):
         yield Case(0, 8, 3, "sgd", label="a tiny net with BatchNorm, 8 images in batches of "
@@ -140,82 +151,40 @@ class TrainOneEpoch(Question):
                    "4, 4, 2, Adam; the model arrives in eval mode")
 
     def run(self, answer, case):
-        self._case = case
         model, loader, opt, loss_fn = _setup(*case.args)
         _check_callable_with(answer, Case(model, loader, opt, loss_fn))
         loss = answer(model, loader, opt, loss_fn)
         if loss is None:
             raise Incorrect("Your function returned None: return the mean training loss.")
-        return {"loss": loss, "state": _state(model)}
-
-    def _variant(self, **mistake):
-        model, loader, opt, loss_fn = _setup(*self._case.args)
-        loss = _reference_epoch(model, loader, opt, loss_fn, **mistake)
-        return loss, _state(model)
+        return _result(model, loss)
 
     def compare(self, expected, got, name):
-        if not _same_state(expected["state"], got["state"]):
-            notes = (
-                (dict(step=False), "The weights did not change: call `optimizer.step()` after "
-                 "`loss.backward()`."),
-                (dict(zero_grad=False), "Call `optimizer.zero_grad()` for every batch: without "
-                 "it, each step uses the sum of the gradients of all the batches so far."),
-                (dict(train=False), "Call `model.train()` first: the model arrived in eval mode "
-                 "(as it is after validation), so BatchNorm used its running statistics and "
-                 "did not update them."),
-            )
-            for mistake, note in notes:
-                if _same_state(self._variant(**mistake)[1], got["state"]):
-                    return f"The weights after one epoch differ from the reference. {note}"
-            for key, value in expected["state"].items():
-                if not torch.allclose(value.float(), got["state"][key].float(), atol=1e-5,
-                                      rtol=1e-4):
-                    diff = (value.float() - got["state"][key].float()).abs().max().item()
-                    return (
-                        f"The weights after one epoch differ from the reference (e.g. `{key}`, "
-                        f"by up to {diff:.3g}). One forward, loss, zero_grad, backward and step "
-                        "per batch, in the order of the loader."
-                    )
-        why = compare_values(expected["loss"], got["loss"], "the returned loss", self.atol,
-                             self.rtol)
-        if why is None:
-            return None
-        try:
-            value = float(got["loss"])
-        except (TypeError, ValueError, RuntimeError):
-            return why
-        notes = (
-            ("batches", " That is the mean of the batch losses: the last batch is smaller, so "
-             "weight each batch by its number of images (`loss.item() * images.shape[0]`) and "
-             "divide by the number of images."),
-            ("sum", " That is the sum of the batch losses: return the mean per image."),
-            ("last", " That is the loss of the last batch only: return the mean over the epoch."),
-        )
-        for average, note in notes:
-            if math.isclose(value, self._variant(average=average)[0], rel_tol=1e-4, abs_tol=1e-6):
-                return why + note
-        return why
+        for key, value in expected["state"].items():
+            theirs = got["state"][key].float()
+            if not torch.allclose(value.float(), theirs, atol=1e-5, rtol=1e-4):
+                return (
+                    f"The weights after one epoch differ from the reference (e.g. `{key}`, by up "
+                    f"to {(value.float() - theirs).abs().max().item():.3g}): one forward, loss, "
+                    "zero_grad, backward and step per batch, in the order of the loader."
+                )
+        return compare_values(expected["loss"], got["loss"], "the returned loss", self.atol,
+                              self.rtol)
 
 
 # ----------------------------------------------------------------------------------------------
 # q2: early stopping
 
 
-def _should_stop(val_mious, patience, *, ties_improve=False, versus="best", slack=0,
-                 higher_is_better=True):
-    """The rule of `fit`, or one typical mistake: count epochs since the last improvement."""
-    best, bad, previous = -math.inf, 0, None
-    for value in val_mious:
-        score = value if higher_is_better else -value
-        reference = best if versus == "best" else (previous if previous is not None else -math.inf)
-        improved = score >= reference if ties_improve else score > reference
-        if improved:
-            bad = 0
-        else:
-            bad += 1
-        best = max(best, score)
-        previous = score
-    return bad >= patience + slack
+def _stop_when(improves):
+    """`should_stop` with another idea of an improvement: `improves(value, earlier_values)`."""
+
+    def stop(val_mious, patience):
+        since = 0
+        for i, value in enumerate(val_mious):
+            since = 0 if improves(value, val_mious[:i]) else since + 1
+        return since >= patience
+
+    return stop
 
 
 class ShouldStop(Question):
@@ -237,8 +206,26 @@ class ShouldStop(Question):
         "    return epochs_without_gain >= patience"
     )
 
+    mistakes_on_all_cases = True  # a yes/no answer matches many mistakes on one case
+    mistakes = (
+        Mistake(lambda val_mious, patience: should_stop([-v for v in val_mious], patience),
+                "A higher mIoU is better (unlike a loss): an epoch improves when its mIoU is "
+                "above the best so far."),
+        Mistake(_stop_when(lambda value, before: not before or value > before[-1]),
+                "Compare each epoch with the BEST mIoU so far, not with the epoch before it: "
+                "getting back up towards the best is not an improvement."),
+        Mistake(_stop_when(lambda value, before: value >= max(before, default=-math.inf)),
+                "A tie with the best is no improvement: use `>`, not `>=`."),
+        Mistake(lambda val_mious, patience: should_stop(val_mious, patience + 1),
+                "Off by one: stop as soon as `patience` epochs in a row brought no improvement "
+                "(`>= patience`)."),
+        Mistake(lambda val_mious, patience: should_stop(val_mious, patience - 1),
+                "Off by one: stop after `patience` epochs without improvement, not "
+                "`patience - 1`."),
+    )  # fmt: skip
+
     def reference(self, val_mious, patience):
-        return _should_stop(val_mious, patience)
+        return should_stop(val_mious, patience)
 
     def cases(self):
         yield Case([0.20, 0.35, 0.41, 0.44], 2)  # still improving
@@ -250,38 +237,6 @@ class ShouldStop(Question):
         yield Case([], 3)
         yield Case([0.50, 0.40, 0.45, 0.55, 0.50, 0.52, 0.51], 3)
         yield Case([0.50, 0.40, 0.45, 0.55, 0.50, 0.52], 3)
-
-    def run(self, answer, case):
-        self._answer = answer
-        return super().run(answer, case)
-
-    def compare(self, expected, got, name):
-        why = compare_values(expected, got, name)
-        if why is None:
-            return None
-        # A yes/no answer matches many mistakes on one case: name the mistake that explains the
-        # learner's answers on every case.
-        answers = []
-        for case in self.cases():
-            try:
-                answers.append(bool(self._answer(list(case.args[0]), case.args[1])))
-            except Exception:
-                return why
-        notes = (
-            (dict(higher_is_better=False), " A higher mIoU is better (unlike a loss): an epoch "
-             "improves when its mIoU is above the best so far."),
-            (dict(versus="previous"), " Compare each epoch with the BEST mIoU so far, not with the "
-             "epoch before it: getting back up towards the best is not an improvement."),
-            (dict(ties_improve=True), " A tie with the best is no improvement: use `>`, not `>=`."),
-            (dict(slack=1), " Off by one: stop as soon as `patience` epochs in a row brought no "
-             "improvement (`>= patience`)."),
-            (dict(slack=-1), " Off by one: stop after `patience` epochs without improvement, "
-             "not `patience - 1`."),
-        )
-        for mistake, note in notes:
-            if answers == [_should_stop(*c.args, **mistake) for c in self.cases()]:
-                return why + note
-        return why
 
 
 # ----------------------------------------------------------------------------------------------
@@ -437,8 +392,9 @@ class AtomicSave(Question):
 # q4: the one-cycle learning rate
 
 
-def _onecycle_variant(step, total_steps, max_lr, shape="cosine", warmup=0.3, start_div=25.0,
-                      end_div=25e4):
+def _onecycle(step, total_steps, max_lr, *, shape="cosine", warmup=0.3, start_div=25.0,
+              end_div=25e4):
+    """The one-cycle lr with one typical mistake (the right one is the library's `scheduled_lr`)."""
     p = min(max(step / total_steps, 0.0), 1.0)
     start, end = max_lr / start_div if start_div else 0.0, max_lr / end_div if end_div else 0.0
 
@@ -473,6 +429,14 @@ class OneCycleLr(Question):
     )
     rtol = 1e-6
     atol = 1e-12
+    mistakes = (
+        Mistake(partial(_onecycle, shape="linear"), "The lr should follow half a cosine in each "
+                "phase, not a straight line."),
+        Mistake(partial(_onecycle, warmup=0), "There is no warm-up: the first 30% of the steps "
+                "should climb from `max_lr / 25` to `max_lr`."),
+        Mistake(partial(_onecycle, start_div=0), "The warm-up starts at `max_lr / 25`, not at 0."),
+        Mistake(partial(_onecycle, end_div=0), "The schedule ends at `max_lr / 25e4`, not at 0."),
+    )  # fmt: skip
 
     def reference(self, step, total_steps, max_lr):
         config = replace(TrainConfig(), lr=max_lr, scheduler="onecycle")
@@ -483,31 +447,6 @@ class OneCycleLr(Question):
                                     (64, 200, 3e-3), (100, 100, 1e-2), (7, 40, 1e-3),
                                     (390, 400, 3e-3)):
             yield Case(step, total, max_lr)
-
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
-    def compare(self, expected, got, name):
-        why = compare_values(expected, got, name, self.atol, self.rtol)
-        if why is None:
-            return None
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            return why
-        notes = (
-            (dict(shape="linear"), " The lr should follow half a cosine in each phase, not a "
-             "straight line."),
-            (dict(warmup=0), " There is no warm-up: the first 30% of the steps should climb from "
-             "`max_lr / 25` to `max_lr`."),
-            (dict(start_div=0), " The warm-up starts at `max_lr / 25`, not at 0."),
-            (dict(end_div=0), " The schedule ends at `max_lr / 25e4`, not at 0."),
-        )
-        for mistake, note in notes:
-            if math.isclose(value, _onecycle_variant(*self._case.args, **mistake), rel_tol=1e-6):
-                return why + note
-        return why
 
 
 q1 = TrainOneEpoch()

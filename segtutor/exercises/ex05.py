@@ -1,8 +1,6 @@
 """Exercises of 05_evaluation.ipynb: a confusion matrix by hand, IoU from it, mIoU, Dice.
 
-In the notebook: `from segtutor.exercises import ex05 as ex`, then
-`ex.q1.check(confusion_matrix_from_scratch)`, `ex.q2.check(iou_per_class)`,
-`ex.q3.check(mean_iou)`, `ex.q4.check(dice_from_iou)`; `ex.qN.hint()`, `ex.qN.solution()`.
+In the notebook: `from segtutor.exercises import ex05 as ex`, then `ex.q1.check(fn)` ... `ex.q4`.
 """
 
 from __future__ import annotations
@@ -11,7 +9,7 @@ import math
 
 import torch
 
-from segtutor.exercises.core import Case, Question, compare_tensors, compare_values
+from segtutor.exercises.core import Case, Mistake, Question, compare_tensors, compare_values
 from segtutor.metrics import confusion_matrix, iou_from_confusion, mean_ignoring_nan
 from segtutor.settings import IGNORE_INDEX
 
@@ -31,15 +29,6 @@ def _preds_and_masks(g, shape, num_classes, ignored=0, absent=()):
     return preds, masks
 
 
-def _same_tensor(a, b) -> bool:
-    return (isinstance(b, torch.Tensor) and a.shape == b.shape
-            and bool(torch.isclose(a.double(), b.double(), equal_nan=True).all()))
-
-
-# ----------------------------------------------------------------------------------------------
-# q1: the confusion matrix with one bincount
-
-
 class ConfusionFromScratch(Question):
     title = "A confusion matrix (rows = truth, columns = prediction) with one bincount"
     hints = (
@@ -49,13 +38,17 @@ class ConfusionFromScratch(Question):
         "`torch.bincount(..., minlength=num_classes**2)` counts every bin, even empty ones.",
         "`.reshape(num_classes, num_classes)`: row t, column p. Keep the int64 counts.",
     )
-    solution_code = (
-        "def confusion_matrix_from_scratch(preds, masks, num_classes, ignore_index=255):\n"
-        "    valid = masks != ignore_index                   # (N, H, W) bool\n"
-        "    truth, pred = masks[valid], preds[valid]        # (P,) each, valid pixels only\n"
-        "    bins = torch.bincount(num_classes * truth + pred, minlength=num_classes**2)\n"
-        "    return bins.reshape(num_classes, num_classes)   # (C, C) int64"
-    )
+    solution_code = """\
+def confusion_matrix_from_scratch(preds, masks, num_classes, ignore_index=255):
+    valid = masks != ignore_index                   # (N, H, W) bool
+    truth, pred = masks[valid], preds[valid]        # (P,) each, valid pixels only
+    bins = torch.bincount(num_classes * truth + pred, minlength=num_classes**2)
+    return bins.reshape(num_classes, num_classes)   # (C, C) int64"""
+    mistakes = (
+        Mistake(lambda *args, **kwargs: confusion_matrix(*args, **kwargs).T,
+                "You have the transpose: rows must be the TRUE class and columns the prediction "
+                "(`num_classes * truth + pred`, not the other way)."),
+    )  # fmt: skip
 
     def reference(self, preds, masks, num_classes, ignore_index=IGNORE_INDEX):
         return confusion_matrix(preds, masks, num_classes, ignore_index)
@@ -73,63 +66,43 @@ class ConfusionFromScratch(Question):
         yield Case(preds, masks, 3, ignore_index=9,
                    label="preds and masks (2, 3, 3), 3 classes, ignore_index=9 (not 255)")
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def explain_error(self, error, case):
-        masks = case.args[1]
         ignore = case.kwargs.get("ignore_index", IGNORE_INDEX)
-        if (masks == ignore).any() and isinstance(error, RuntimeError | IndexError):
-            return (f"This case has pixels whose mask is {ignore} (ignore_index): drop them "
-                    "before counting, `valid = masks != ignore_index`.")
+        if (case.args[1] == ignore).any() and isinstance(error, RuntimeError | IndexError):
+            return (
+                f"This case has pixels whose mask is {ignore} (ignore_index): drop them "
+                "before counting, `valid = masks != ignore_index`."
+            )
         return None
 
     def compare(self, expected, got, name):
         why = compare_tensors(expected, got, name)
-        if why is None:
-            return None
-        preds, masks, num_classes = self._case.args
-        ignore = self._case.kwargs.get("ignore_index", IGNORE_INDEX)
-        if not isinstance(got, torch.Tensor):
+        if why is None or not isinstance(got, torch.Tensor):
             return why
-        if got.shape == expected.shape and _same_tensor(expected.T, got):
-            return why + (" You have the transpose: rows must be the TRUE class and columns "
-                          "the prediction (`num_classes * truth + pred`, not the other way).")
+        _, masks, num_classes = self.case.args
+        ignore = self.case.kwargs.get("ignore_index", IGNORE_INDEX)
         if got.numel() < expected.numel():
-            return why + (f" A class that appears nowhere still needs its row and column: "
-                          f"pass `minlength=num_classes**2` to `bincount` (here C = {num_classes}).")
-        if got.is_floating_point() and _same_tensor(expected, got):
+            return why + (
+                " A class that appears nowhere still needs its row and column: pass "
+                f"`minlength=num_classes**2` to `bincount` (here C = {num_classes})."
+            )
+        if got.is_floating_point() and torch.equal(got.long(), expected):
             return why + " Counts are integers: keep the int64 that `bincount` returns."
         if ignore != IGNORE_INDEX and (masks == ignore).any():
-            return why + (f" This case uses ignore_index={ignore}: use the argument, "
-                          "not a hard-coded 255.")
+            return why + f" This case uses ignore_index={ignore}: use the argument, " + (
+                "not a hard-coded 255."
+            )
         if got.shape == expected.shape and int(got.sum()) > int(expected.sum()):
-            return why + (" Your matrix counts more pixels than there are valid ones: leave "
-                          "the pixels whose mask is ignore_index out.")
+            return why + (
+                " Your matrix counts more pixels than there are valid ones: leave the pixels "
+                "whose mask is ignore_index out."
+            )
         return why
 
 
-q1 = ConfusionFromScratch()
-
-
-# ----------------------------------------------------------------------------------------------
-# q2: IoU per class from the matrix
-
-
-def _matrices(g):
-    def random_cm(c, high=50):
-        return torch.randint(1, high, (c, c), generator=g)
-
-    yield Case(random_cm(3), label="a 3x3 matrix, every class present")
-    cm = random_cm(4)
-    cm[2, :] = 0
-    cm[:, 2] = 0  # class 2: in no mask and no prediction
-    yield Case(cm, label="a 4x4 matrix where class 2 is in no mask and no prediction")
-    cm = random_cm(5, high=20)
-    cm[4, :] = 0  # class 4 never true, but predicted sometimes: IoU 0, not NaN
-    cm[0, 0] = 500
-    yield Case(cm, label="a 5x5 matrix: class 4 is predicted but never true")
+def _iou_mistake(formula):
+    """`iou_per_class` with a wrong `formula(tp, rows, cols)`, each `(C,)` float64."""
+    return lambda cm: formula(cm.double().diagonal(), cm.double().sum(1), cm.double().sum(0))
 
 
 class IoUPerClass(Question):
@@ -142,66 +115,55 @@ class IoUPerClass(Question):
         "Convert to float first (`cm.double()`): then a class with no pixel anywhere gives "
         "0 / 0 = NaN by itself, which is what we want.",
     )
-    solution_code = (
-        "def iou_per_class(cm):\n"
-        "    cm = cm.double()                                  # (C, C), float64: 0/0 -> NaN\n"
-        "    tp = cm.diagonal()                                # (C,)\n"
-        "    union = cm.sum(dim=0) + cm.sum(dim=1) - tp        # TP + FP + FN, (C,)\n"
-        "    return tp / union"
-    )
+    solution_code = """\
+def iou_per_class(cm):
+    cm = cm.double()                                  # (C, C), float64: 0/0 -> NaN
+    tp = cm.diagonal()                                # (C,)
+    union = cm.sum(dim=0) + cm.sum(dim=1) - tp        # TP + FP + FN, (C,)
+    return tp / union"""
+    mistakes = (
+        Mistake(_iou_mistake(lambda tp, rows, cols: tp / cols), "That is TP / (TP + FP), the "
+                "precision: the union also needs the false negatives (the row)."),
+        Mistake(_iou_mistake(lambda tp, rows, cols: tp / rows), "That is TP / (TP + FN), the "
+                "recall: the union also needs the false positives (the column)."),
+        Mistake(_iou_mistake(lambda tp, rows, cols: 2 * tp / (rows + cols)), "That is the Dice "
+                "score 2 TP / (2 TP + FP + FN); IoU counts TP once."),
+        Mistake(_iou_mistake(lambda tp, rows, cols: tp / (rows + cols)), "The union counts the "
+                "diagonal twice: row sum + column sum - TP."),
+    )  # fmt: skip
 
     def reference(self, cm):
         return iou_from_confusion(cm)
 
     def cases(self):
-        return _matrices(self.generator())
+        g = self.generator()
+        cm = torch.randint(1, 50, (3, 3), generator=g)
+        yield Case(cm, label="a 3x3 matrix, every class present")
+        cm = torch.randint(1, 50, (4, 4), generator=g)
+        cm[2, :], cm[:, 2] = 0, 0  # class 2: in no mask and no prediction
+        yield Case(cm, label="a 4x4 matrix where class 2 is in no mask and no prediction")
+        cm = torch.randint(1, 20, (5, 5), generator=g)
+        cm[4, :], cm[0, 0] = 0, 500  # class 4 never true, but predicted sometimes: IoU 0, not NaN
+        yield Case(cm, label="a 5x5 matrix: class 4 is predicted but never true")
 
     def compare(self, expected, got, name):
-        if isinstance(got, torch.Tensor) and got.dtype in (torch.float32, torch.float16):
-            got = got.double()  # any floating dtype will do
         if isinstance(got, torch.Tensor) and not got.is_floating_point():
-            return (f"`{name}` has dtype {got.dtype}: IoU is a fraction between 0 and 1. "
-                    "Convert the counts with `cm.double()` before dividing.")
+            return (
+                f"`{name}` has dtype {got.dtype}: IoU is a fraction between 0 and 1. "
+                "Convert the counts with `cm.double()` before dividing."
+            )
+        if not isinstance(got, torch.Tensor):
+            return compare_tensors(expected, got, name)
+        got = got.double()  # any floating dtype will do
         why = compare_tensors(expected, got, name)
-        if why is None or not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-            return why
         absent = expected.isnan()
-        if absent.any() and not got[absent].isnan().any():
-            value = got[absent][0].item()
-            return why + (f" A class in no mask and no prediction has no IoU: 0 / 0 should stay "
-                          f"NaN, not {value:g} (0 would punish the model, 1 would reward it, "
-                          "for a class it never saw).")
-        return why + self._which_formula(got)
-
-    def run(self, answer, case):
-        self._matrix = case.args[0].double()
-        return super().run(answer, case)
-
-    def _which_formula(self, got):
-        cm = self._matrix
-        tp, rows, cols = cm.diagonal(), cm.sum(dim=1), cm.sum(dim=0)
-        with torch.no_grad():
-            candidates = {
-                " That is TP / (TP + FP), the precision: the union also needs the false "
-                "negatives (the row).": tp / cols,
-                " That is TP / (TP + FN), the recall: the union also needs the false "
-                "positives (the column).": tp / rows,
-                " That is the Dice score 2 TP / (2 TP + FP + FN); IoU counts TP once.":
-                    2 * tp / (rows + cols),
-                " The union counts the diagonal twice: row sum + column sum - TP.":
-                    tp / (rows + cols),
-            }
-        for note, value in candidates.items():
-            if _same_tensor(value, got.double()):
-                return note
-        return ""
-
-
-q2 = IoUPerClass()
-
-
-# ----------------------------------------------------------------------------------------------
-# q3: mIoU over the classes measured
+        if why and got.shape == expected.shape and absent.any() and not got[absent].isnan().any():
+            return why + (
+                " A class in no mask and no prediction has no IoU: 0 / 0 should stay NaN, not "
+                f"{got[absent][0].item():g} (0 would punish the model, 1 would reward it, for a "
+                "class it never saw)."
+            )
+        return why
 
 
 class MeanIoU(Question):
@@ -211,10 +173,19 @@ class MeanIoU(Question):
         "Average the others: `ious[~ious.isnan()].mean()`, or `torch.nanmean(ious)`; "
         "return a Python float with `.item()`.",
     )
-    solution_code = (
-        "def mean_iou(ious):\n"
-        "    return torch.nanmean(ious).item()   # NaN entries are left out of the mean"
-    )
+    solution_code = """\
+def mean_iou(ious):
+    return torch.nanmean(ious).item()   # NaN entries are left out of the mean"""
+    mistakes = (
+        Mistake(lambda ious: ious.mean().item(), "A plain mean of a tensor holding NaN is NaN: "
+                "leave the NaN entries (classes not measured) out of the mean."),
+        Mistake(lambda ious: ious.nan_to_num(0).mean().item(), "You counted the unmeasured "
+                "classes as IoU 0: a class that is in no mask and no prediction says nothing "
+                "about the model; leave it out."),
+        Mistake(lambda ious: ious[ious > 0].mean().item(), "You dropped the classes with IoU 0: "
+                "those were measured (the model missed them) and must count. Only NaN means "
+                "'not measured'."),
+    )  # fmt: skip
 
     def reference(self, ious):
         return mean_ignoring_nan(ious)
@@ -226,40 +197,12 @@ class MeanIoU(Question):
         ious[[1, 3]] = math.nan
         yield Case(ious, label=f"5 IoUs, 2 of them NaN: {[round(v, 3) for v in ious.tolist()]}")
         yield Case(torch.tensor([0.5, math.nan, 0.0], dtype=torch.float64),
-                   label="[0.5, nan, 0.0]: a class with IoU 0 is measured, and counts")
-
-    def run(self, answer, case):
-        self._ious = case.args[0]
-        return super().run(answer, case)
+                   label="[0.5, nan, 0.0]: a class with IoU 0 is measured, and counts")  # fmt: skip
 
     def compare(self, expected, got, name):
-        if isinstance(got, torch.Tensor) and got.ndim == 1 and got.numel() == 1:
+        if isinstance(got, torch.Tensor) and got.shape == (1,):
             got = got[0]
-        why = compare_values(expected, got, name, self.atol, self.rtol)
-        if why is None:
-            return None
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            return why
-        ious = self._ious
-        if math.isnan(value):
-            return why + (" A plain mean of a tensor holding NaN is NaN: leave the NaN "
-                          "entries (classes not measured) out of the mean.")
-        if math.isclose(value, ious.nan_to_num(0).mean().item(), rel_tol=1e-6):
-            return why + (" You counted the unmeasured classes as IoU 0: a class that is in no "
-                          "mask and no prediction says nothing about the model; leave it out.")
-        if math.isclose(value, ious[~ious.isnan() & (ious > 0)].mean().item(), rel_tol=1e-6):
-            return why + (" You dropped the classes with IoU 0: those were measured (the model "
-                          "missed them) and must count. Only NaN means 'not measured'.")
-        return why
-
-
-q3 = MeanIoU()
-
-
-# ----------------------------------------------------------------------------------------------
-# q4: Dice from IoU
+        return compare_values(expected, got, name, self.atol, self.rtol)
 
 
 class DiceFromIoU(Question):
@@ -270,40 +213,25 @@ class DiceFromIoU(Question):
         "Divide the top and the bottom of the Dice formula by U: Dice = 2 IoU / (1 + IoU). "
         "NaN stays NaN by itself.",
     )
-    solution_code = (
-        "def dice_from_iou(iou):\n"
-        "    return 2 * iou / (1 + iou)   # (C,), NaN stays NaN"
-    )
+    solution_code = """\
+def dice_from_iou(iou):
+    return 2 * iou / (1 + iou)   # (C,), NaN stays NaN"""
+    mistakes = (
+        Mistake(lambda iou: 2 * iou, "Dice is not twice the IoU (that can exceed 1); "
+                "2 IoU / (1 + IoU)."),
+        Mistake(lambda iou: 2 * iou / (2 + iou), "2 IoU / (2 + IoU)? Redo the algebra: "
+                "Dice = 2 I / (I + U); divide by U."),
+        Mistake(lambda iou: iou / (2 - iou), "That is IoU / (2 - IoU), the way back from Dice "
+                "to IoU, fed an IoU."),
+    )  # fmt: skip
 
     def reference(self, iou):
         return 2 * iou / (1 + iou)
 
     def cases(self):
-        g = self.generator()
-        yield Case(torch.rand(4, generator=g, dtype=torch.float64), label="4 IoUs")
+        yield Case(torch.rand(4, generator=self.generator(), dtype=torch.float64), label="4 IoUs")
         yield Case(torch.tensor([0.0, 1.0, 0.5, math.nan], dtype=torch.float64),
-                   label="[0.0, 1.0, 0.5, nan]")
-
-    def run(self, answer, case):
-        self._iou = case.args[0]
-        return super().run(answer, case)
-
-    def compare(self, expected, got, name):
-        why = compare_tensors(expected, got, name)
-        if why is None or not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-            return why
-        iou = self._iou
-        notes = {
-            " Dice is not twice the IoU (that can exceed 1); 2 IoU / (1 + IoU).": 2 * iou,
-            " 2 IoU / (2 + IoU)? Redo the algebra: Dice = 2 I / (I + U); divide by U.":
-                2 * iou / (2 + iou),
-            " That is IoU / (2 - IoU), the way back from Dice to IoU, fed an IoU.":
-                iou / (2 - iou),
-        }
-        for note, value in notes.items():
-            if _same_tensor(value, got):
-                return why + note
-        return why
+                   label="[0.0, 1.0, 0.5, nan]")  # fmt: skip
 
 
-q4 = DiceFromIoU()
+q1, q2, q3, q4 = ConfusionFromScratch(), IoUPerClass(), MeanIoU(), DiceFromIoU()

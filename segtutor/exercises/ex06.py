@@ -12,9 +12,10 @@ import math
 import numpy as np
 import torch
 
-from segtutor.exercises.core import Case, Question, compare_tensors, compare_values
+from segtutor.exercises.core import Case, Mistake, Question, compare_tensors, compare_values
+from segtutor.inference import rank_worst
 from segtutor.settings import IGNORE_INDEX
-from segtutor.viz import overlay
+from segtutor.viz import colorize, overlay
 
 __all__ = ["q1", "q2", "q3", "q4"]
 
@@ -61,10 +62,9 @@ class ColorizeMask(Question):
     allow_numpy = True
 
     def reference(self, mask, palette, ignore_color=(255, 255, 255)):
-        lut = np.zeros((256, 3), dtype=np.uint8)
-        lut[: len(palette)] = palette
-        lut[IGNORE_INDEX] = ignore_color
-        return lut[np.asarray(mask)]
+        colors = colorize(mask, palette)  # (H, W, 3) uint8, ignored pixels in white
+        colors[np.asarray(mask) == IGNORE_INDEX] = ignore_color
+        return colors
 
     def cases(self):
         g = self.generator()
@@ -73,10 +73,6 @@ class ColorizeMask(Question):
                    label="a 6x6 mask, 4 classes, 7 pixels of 255")
         yield Case(_mask(g, (3, 7), 5, ignored=4), _PALETTES[5], ignore_color=(255, 0, 255),
                    label="a 3x7 mask, 5 classes, 4 pixels of 255, ignore_color=(255, 0, 255)")
-
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
 
     def explain_error(self, error, case):
         if isinstance(error, IndexError) and (np.asarray(case.args[0]) == IGNORE_INDEX).any():
@@ -97,12 +93,12 @@ class ColorizeMask(Question):
         why = compare_values(expected, got_np, name, allow_numpy=True)
         if why is None:
             return None
-        mask = np.asarray(self._case.args[0])
+        mask = np.asarray(self.case.args[0])
         ignored = mask == IGNORE_INDEX
         if isinstance(got_np, np.ndarray) and got_np.shape == expected.shape and ignored.any():
             right_elsewhere = np.array_equal(got_np[~ignored], expected[~ignored])
             if right_elsewhere:
-                color = self._case.kwargs.get("ignore_color", (255, 255, 255))
+                color = self.case.kwargs.get("ignore_color", (255, 255, 255))
                 return why + (f" The classes are right, but the pixels of 255 should be "
                               f"`ignore_color` = {tuple(color)}; use the argument.")
         return why
@@ -130,6 +126,11 @@ class ErrorCounts(Question):
         "    return false_positives, false_negatives"
     )
 
+    mistakes = (
+        Mistake(lambda pred, mask: q2.reference(pred, mask)[::-1], "The two are swapped: false "
+                "positives (predicted object, truly background) first, then false negatives."),
+    )  # fmt: skip
+
     def reference(self, pred, mask, ignore_index=IGNORE_INDEX):
         valid = mask != ignore_index
         fp = int(((pred == 1) & (mask == 0) & valid).sum())
@@ -148,10 +149,6 @@ class ErrorCounts(Question):
         mask[0, :] = IGNORE_INDEX
         yield Case(pred, mask, label="a 4x6 pair: object on the left, first mask row all 255")
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def compare(self, expected, got, name):
         if isinstance(got, list):
             got = tuple(got)
@@ -162,10 +159,7 @@ class ErrorCounts(Question):
             values = tuple(int(v) for v in got)
         except (TypeError, ValueError):
             return why
-        pred, mask = self._case.args[:2]
-        if values == expected[::-1] and expected[0] != expected[1]:
-            return why + (" The two are swapped: false positives (predicted object, truly "
-                          "background) first, then false negatives.")
+        pred, mask = self.case.args[:2]
         loose = (int(((pred == 1) & (mask != 1)).sum()), int(((pred == 0) & (mask != 0)).sum()))
         if values[0] == loose[0] != expected[0] or values[1] == loose[1] != expected[1]:
             return why + (" Pixels whose mask is ignore_index (255) were counted as errors: "
@@ -178,6 +172,9 @@ q2 = ErrorCounts()
 
 # ----------------------------------------------------------------------------------------------
 # q3: the worst images
+
+
+_BEST_FIRST = "Those are the best images, or the worst in reverse: lowest IoU first."
 
 
 class WorstKIndices(Question):
@@ -195,9 +192,13 @@ class WorstKIndices(Question):
         "    return measured[order][:k].tolist()"
     )
 
+    mistakes = (
+        Mistake(lambda ious, k: rank_worst(-ious, k), _BEST_FIRST),
+        Mistake(lambda ious, k: rank_worst(ious, k)[::-1], _BEST_FIRST),
+    )
+
     def reference(self, per_image_iou, k):
-        scores = [(v, i) for i, v in enumerate(per_image_iou.tolist()) if not math.isnan(v)]
-        return [i for _, i in sorted(scores)[:k]]
+        return rank_worst(per_image_iou, k)
 
     def cases(self):
         g = self.generator()
@@ -210,16 +211,12 @@ class WorstKIndices(Question):
         ious = torch.tensor([math.nan, 0.4, math.nan, 0.1, math.nan], dtype=torch.float64)
         yield Case(ious, 3, label="[nan, 0.4, nan, 0.1, nan], k=3: only 2 images measured")
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def compare(self, expected, got, name):
         if isinstance(got, torch.Tensor | np.ndarray):
             got = got.tolist()
         if isinstance(got, tuple):
             got = list(got)
-        ious, k = self._case.args
+        ious, k = self.case.args
         if isinstance(got, list) and got and all(isinstance(v, float) for v in got):
             return (f"`{name}` holds floats ({got[0]:.4g}, ...): those look like IoU values. "
                     "Return the indices of the images (their positions), as ints.")
@@ -231,10 +228,6 @@ class WorstKIndices(Question):
         if any(math.isnan(ious[i]) for i in got if 0 <= i < len(ious)):
             return why + (" It holds images whose IoU is NaN (nothing to score): skip them; "
                           "NaN is neither good nor bad.")
-        measured = [i for i in range(len(ious)) if not math.isnan(ious[i])]
-        best = sorted(measured, key=lambda i: -ious[i].item())[:k]
-        if got == best or got == expected[::-1]:
-            return why + " Those are the best images, or the worst in reverse: lowest IoU first."
         if len(got) != len(expected):
             return why + f" Return at most k={k} indices (fewer if fewer images are measured)."
         return why
@@ -267,6 +260,13 @@ class OverlayMask(Question):
         "    return out.round().astype(np.uint8)"
     )
 
+    atol, rtol = 1, 0  # truncating instead of rounding is fine
+    mistakes = (
+        Mistake(lambda image, mask, palette, alpha: overlay(image, mask, palette, 1 - alpha),
+                "alpha is the weight of the MASK's colour: "
+                "`(1 - alpha) * image + alpha * colours`."),
+    )  # fmt: skip
+
     def reference(self, image, mask, palette, alpha=0.5):
         return overlay(image, mask, palette, alpha)
 
@@ -281,10 +281,6 @@ class OverlayMask(Question):
         yield Case(image(6, 6), _mask(g, (6, 6), 4, ignored=5), _PALETTES[4], 0.3,
                    label="a 6x6 image and mask with 5 pixels of 255, alpha 0.3")
 
-    def run(self, answer, case):
-        self._case = case
-        return super().run(answer, case)
-
     def compare(self, expected, got, name):
         got_np = _as_numpy(got)
         if not isinstance(got_np, np.ndarray) or got_np.shape != expected.shape:
@@ -292,17 +288,11 @@ class OverlayMask(Question):
         if got_np.dtype != np.uint8:
             return (f"`{name}` has dtype {got_np.dtype}; expected uint8 (round, then "
                     "`.astype(np.uint8)`).")
-        diff = np.abs(got_np.astype(int) - expected.astype(int))
-        if diff.max() <= 1:  # truncating instead of rounding is fine
+        if np.abs(got_np.astype(int) - expected.astype(int)).max() <= self.atol:
             return None
         why = compare_tensors(expected, got_np, name)
-        image, mask, palette, alpha = self._case.args
-        mask = np.asarray(mask)
+        image, mask = self.case.args[0], np.asarray(self.case.args[1])
         objects = (mask != 0) & (mask != IGNORE_INDEX)
-        swapped = overlay(image, mask, palette, 1 - alpha).astype(int)
-        if np.abs(got_np.astype(int) - swapped).max() <= 1:
-            return why + (" alpha is the weight of the MASK's colour: "
-                          "`(1 - alpha) * image + alpha * colours`.")
         if not np.array_equal(got_np[~objects], image[~objects]):
             return why + (" Background pixels (class 0) and ignored pixels (255) must keep the "
                           "image's own colours: tint the object classes only.")
