@@ -28,7 +28,7 @@ from torch.utils.data import DistributedSampler
 
 import segtutor.train
 from segtutor.cli import main as segtutor_main
-from segtutor.data import load_splits
+from segtutor.data import load_splits, make_loader
 from segtutor.distributed import (
     is_distributed,
     process_group,
@@ -36,17 +36,11 @@ from segtutor.distributed import (
     shard_loader,
     world_size,
 )
+from segtutor.inference import predict
 from segtutor.metrics import ConfusionMatrix
 from segtutor.model import build_unet
-from segtutor.train import (
-    Callback,
-    TrainConfig,
-    evaluate,
-    fit,
-    make_loader,
-    predict,
-    seed_everything,
-)
+from segtutor.runtime import seed_everything
+from segtutor.train import Callback, TrainConfig, evaluate, fit
 
 SCENARIOS = ("fit", "time_budget", "callback")
 
@@ -67,7 +61,7 @@ class StopOnRank1(Callback):
 def run_scenario(scenario: str, data: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     writes = []  # the checkpoint paths this process wrote: rank 0 alone may write
-    save = segtutor.train.save_checkpoint
+    save = segtutor.train.save_checkpoint  # the name fit calls (imported from segtutor.checkpoint)
     segtutor.train.save_checkpoint = lambda path, **f: writes.append(str(path)) or save(path, **f)
     real_clock = time.monotonic
     try:

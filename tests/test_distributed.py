@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from segtutor.data import load_splits
+from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
+from segtutor.data import load_splits, make_loader
 from segtutor.distributed import (
     barrier,
     broadcast_buffers,
@@ -33,7 +34,7 @@ from segtutor.distributed import (
 from segtutor.model import build_unet
 from segtutor.recipe import val_loader_for
 from segtutor.synth import write_dataset
-from segtutor.train import evaluate, load_checkpoint, make_loader, model_from_checkpoint
+from segtutor.train import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("distributed_worker.py")

@@ -358,3 +358,101 @@ def test_deep_supervision_adds_the_heads_losses_to_the_training_loss():
     fit(model, *loaders(), replace(CONFIG, num_epochs=1), loss_fn=explicit)
     for before, after in zip(heads_before, model.aux_heads.parameters(), strict=True):
         torch.testing.assert_close(after.detach(), before, rtol=1e-4, atol=0)
+
+
+# --- train_one_epoch, validate, should_stop ---------------------------------------------------
+
+
+def test_train_one_epoch_equals_the_hand_written_loop():
+    """What notebook 04 asserts: the plain loop and train_one_epoch, same model, same batches."""
+    loader = DataLoader(colour_dataset(12), batch_size=4)  # the same batches, in the same order
+    loss_fn = nn.CrossEntropyLoss(ignore_index=255)
+
+    by_hand = new_model()
+    optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.1)
+    loss_sum, num_images = 0.0, 0
+    for images, masks in loader:
+        outputs = by_hand(images)
+        loss = loss_fn(outputs, masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * images.shape[0]
+        num_images += images.shape[0]
+
+    library = new_model()
+    mean_loss = train_one_epoch(library, loader, loss_fn,
+                                torch.optim.SGD(library.parameters(), lr=0.1))
+    torch.testing.assert_close(mean_loss, loss_sum / num_images, rtol=0, atol=0)
+    for name, value in by_hand.state_dict().items():
+        torch.testing.assert_close(library.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_train_one_epoch_options_schedule_clip_and_stop():
+    model = new_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    seen = []
+    loss = train_one_epoch(
+        model, DataLoader(colour_dataset(12), batch_size=4), nn.CrossEntropyLoss(ignore_index=255),
+        optimizer, lr_schedule=lambda step: 0.01 * (step + 1), grad_clip=0.5,
+        channels_last=True, step=10, on_batch_end=lambda step, loss: seen.append(step) or step == 12,
+    )
+    assert seen == [11, 12]  # steps count on from 10; True after the second batch ends the epoch
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.12)  # set before each batch
+    assert math.isfinite(loss)
+
+
+def test_train_one_epoch_nan_loss_names_the_batch():
+    images, masks = colour_dataset(8).tensors
+    images[5, 0, 5, 5] = math.nan
+    model = new_model()
+    with pytest.raises(FloatingPointError, match=r"at batch 2/2 \(step 2, lr 1.00e-01\)"):
+        train_one_epoch(model, DataLoader(TensorDataset(images, masks), batch_size=4),
+                        nn.CrossEntropyLoss(ignore_index=255),
+                        torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_validate_confusion_matrix_and_loss():
+    model = new_model()
+    _, val = loaders()
+    loss_fn = nn.CrossEntropyLoss(ignore_index=255)
+    model.train()
+    cm, val_loss = validate(model, val, NUM_CLASSES, loss_fn=loss_fn)
+    assert model.training  # put back as it was
+    images, masks = next(iter(DataLoader(val.dataset, batch_size=len(val.dataset))))
+    with torch.no_grad():
+        logits = model(images)
+    torch.testing.assert_close(val_loss, loss_fn(logits, masks).item(), rtol=1e-6, atol=0)
+    assert torch.equal(cm.matrix, evaluate(model, val, NUM_CLASSES).matrix)
+    labelled = masks[masks != 255]
+    assert torch.equal(cm.matrix.sum(dim=1), torch.bincount(labelled, minlength=NUM_CLASSES))
+    assert math.isnan(validate(model, val, NUM_CLASSES)[1])  # no loss_fn: no loss
+
+
+@pytest.mark.parametrize(("val_miou", "patience", "stop"), [
+    ([], 2, False),  # nothing to judge yet
+    ([0.5, 0.4, 0.3], None, False),  # no patience: never
+    ([0.5, 0.6, 0.7], 1, False),  # improving
+    ([0.5, 0.7, 0.6], 1, True),  # the best is 1 epoch old
+    ([0.5, 0.7, 0.6], 2, False),
+    ([0.5, 0.7, 0.6, 0.65], 2, True),
+    ([0.7, 0.7, 0.7], 2, True),  # a tie is no improvement: the best is the earliest
+    ([0.5, math.nan, math.nan], 2, True),  # NaN never improves
+    ([math.nan, math.nan], 2, True),  # nothing measured for `patience` epochs
+    ([math.nan], 2, False),
+    ([0.5], 0, True),  # patience 0: stop after any epoch
+])
+def test_should_stop(val_miou, patience, stop):
+    assert should_stop(val_miou, patience) is stop
+
+
+def test_history_append_records_an_epoch():
+    from segtutor.metrics import ConfusionMatrix
+
+    cm = ConfusionMatrix(2)
+    cm.update(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]))
+    history = History()
+    history.append(1, 0.9, 0.8, cm, lr=0.01, seconds=2.0)
+    assert history.val_iou == [[0.5, 0.5]] and history.val_miou == [0.5]
+    assert history.val_pixel_accuracy == [pytest.approx(2 / 3)]
+    assert (history.epoch, history.train_loss, history.lr) == ([1], [0.9], [0.01])

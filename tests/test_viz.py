@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
 from segtutor import viz
+from segtutor.config import History
 from segtutor.settings import IMAGENET_MEAN, IMAGENET_STD
-from segtutor.train import History
 from segtutor.viz import (
     DEFAULT_PALETTE,
     ERROR_COLORS,
@@ -27,7 +26,6 @@ from segtutor.viz import (
     plot_history,
     plot_predictions,
     to_uint8_image,
-    worst_k,
 )
 
 
@@ -144,34 +142,6 @@ def test_plot_confusion_accepts_a_confusion_matrix():
     cm.update(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]))
     texts = [t.get_text() for t in plot_confusion(cm).axes[0].texts]
     assert texts == ["50%\n1", "50%\n1", "0%\n0", "100%\n1"]
-
-
-class RedIsClassOne(nn.Module):
-    """Predicts class 1 where the red channel is above 0.5, else class 0."""
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = nn.Parameter(torch.zeros(()))
-
-    def forward(self, images):
-        red = (images[:, :1] > 0.5).float()
-        return torch.cat([1 - red, red], dim=1) + self.dummy
-
-
-def test_worst_k_orders_by_per_image_miou():
-    dataset = []
-    for wrong_pixels in [0, 8, 2, 16]:  # of 16 pixels, how many the model gets wrong
-        image = torch.zeros(3, 4, 4)
-        image[0].view(-1)[:8] = 1.0  # red on the top half
-        mask = (image[0] > 0.5).long()
-        mask.view(-1)[:wrong_pixels] = 1 - mask.view(-1)[:wrong_pixels]
-        dataset.append((image, mask))
-    dataset.append((torch.zeros(3, 4, 4), torch.full((4, 4), 255)))  # nothing labelled: skipped
-    ranked = worst_k(RedIsClassOne(), dataset, k=3, num_classes=2)
-    assert [index for index, _ in ranked] == [3, 1, 2]
-    assert ranked[0][1] == pytest.approx(0.0)
-    # image 2: class 1 has TP 6, FP 2 -> 6/8; class 0 has TP 8, FN 2 -> 8/10
-    assert ranked[2][1] == pytest.approx((6 / 8 + 8 / 10) / 2)
 
 
 def test_no_pyplot_figures_and_no_rcparams_at_import():

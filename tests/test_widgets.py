@@ -20,10 +20,10 @@ from nbclient import NotebookClient
 from PIL import Image
 from torch import nn
 
+from segtutor.config import History
 from segtutor.data import SegmentationDataset
 from segtutor.metrics import confusion_matrix, iou_from_confusion
 from segtutor.settings import IGNORE_INDEX
-from segtutor.train import History
 from segtutor.viz import ERROR_COLORS, IGNORE_COLOR, colorize, to_uint8_image
 from segtutor.widgets import (
     CLASS_ERROR_COLORS,
