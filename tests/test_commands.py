@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from segtutor.cli import main
-from segtutor.recipe import choose_input_mode
 from segtutor.synth import write_dataset
 
 
@@ -92,14 +91,6 @@ def test_sync_batchnorm_without_gpus_is_a_clear_error(scenes, capsys):
     assert main(["train", "--data", str(scenes), "--epochs", "1", "--sync-batchnorm"]) == 2
     err = capsys.readouterr().err
     assert "--sync-batchnorm needs GPUs" in err and "Traceback" not in err
-
-
-def test_auto_input_mode_crops_unless_the_images_are_smaller():
-    assert choose_input_mode({(128, 128)}, 96) == "crop"
-    assert choose_input_mode({(96, 96)}, 96) == "crop"
-    assert choose_input_mode({(256, 320), (1040, 1388)}, 96) == "crop"  # varied sizes
-    assert choose_input_mode({(64, 64)}, 96) == "resize"  # a crop would be mostly padding
-    assert choose_input_mode({(64, 200), (300, 300)}, 96) == "resize"
 
 
 def test_predict_writes_palette_masks_of_any_size(trained, tmp_path):

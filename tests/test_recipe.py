@@ -9,7 +9,7 @@ import torch
 
 from segtutor.errors import DataError
 from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
-from segtutor.recipe import RecipeOptions, default_epochs, prepare
+from segtutor.recipe import RecipeOptions, choose_input_mode, default_epochs, prepare
 from segtutor.synth import write_dataset
 from segtutor.train import TrainConfig, fit
 
@@ -32,6 +32,14 @@ def mixed(tmp_path_factory):
         for path in (other / "val" / folder).iterdir():
             shutil.copy(path, root / "val" / folder / f"wide_{path.name}")
     return root
+
+
+def test_auto_input_mode_crops_unless_the_images_are_smaller():
+    assert choose_input_mode({(128, 128)}, 96) == "crop"
+    assert choose_input_mode({(96, 96)}, 96) == "crop"
+    assert choose_input_mode({(256, 320), (1040, 1388)}, 96) == "crop"  # varied sizes
+    assert choose_input_mode({(64, 64)}, 96) == "resize"  # a crop would be mostly padding
+    assert choose_input_mode({(64, 200), (300, 300)}, 96) == "resize"
 
 
 def test_crop_unless_the_images_are_smaller_than_the_input_size(scenes):
