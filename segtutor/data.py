@@ -280,16 +280,28 @@ def load_splits(
     train_t = train_transform if train_transform is not None else transform
     val_t = val_transform if val_transform is not None else transform
     if "val" in reports:
-        return (
-            SegmentationDataset.from_report(reports["train"], transform=train_t, cache=cache),
-            SegmentationDataset.from_report(reports["val"], transform=val_t, cache=cache),
-        )
-
-    pool = SegmentationDataset.from_report(reports["all"], cache=cache)
-    train_stems, val_stems = _split_stems(pool.stems, val_fraction, seed)
-    train_ds, val_ds = pool.subset(train_stems), pool.subset(val_stems)
-    train_ds.transform, val_ds.transform = train_t, val_t
+        train_ds = SegmentationDataset.from_report(reports["train"], transform=train_t, cache=cache)
+        val_ds = SegmentationDataset.from_report(reports["val"], transform=val_t, cache=cache)
+    else:
+        pool = SegmentationDataset.from_report(reports["all"], cache=cache)
+        if val_fraction > 0 and len(pool) < 2:
+            raise DataError(Problem(pool.root, f"has {len(pool)} pair: too few to split into "
+                                    "training and validation", "add pairs, or put them in "
+                                    "train/ and val/ folders (each with images/ and masks/)"))  # fmt: skip
+        train_stems, val_stems = _split_stems(pool.stems, val_fraction, seed)
+        train_ds, val_ds = pool.subset(train_stems), pool.subset(val_stems)
+        train_ds.transform, val_ds.transform = train_t, val_t
+    _check_something_to_learn(train_ds)
     return train_ds, val_ds
+
+
+def _check_something_to_learn(train_ds: SegmentationDataset) -> None:
+    """Raise when every training mask is 255 (ignore) everywhere: no pixel to learn from."""
+    if len(train_ds) and not train_ds.pixel_counts.any():
+        raise DataError(Problem(train_ds.root / "masks", "the training masks "
+                                f"({listed(train_ds.stems)}) hold only 255 (ignore): there is "
+                                "no labelled pixel to learn from", "label those masks, or "
+                                "change the split (seed=, command line: --seed)"))  # fmt: skip
 
 
 def _split_stems(

@@ -18,6 +18,7 @@ import pytest
 from data_folders import H, W, image_of, make_dataset, mask_of, mkdir, save
 from PIL import Image
 
+from segtutor import data
 from segtutor.checks import scan
 from segtutor.cli import main
 from segtutor.data import SegmentationDataset, load_splits
@@ -157,7 +158,8 @@ BROKEN: dict[str, Callable[[Path], str]] = {
     name.lstrip("_"): builder
     for name, builder in globals().copy().items()
     if name.startswith("_") and not name.startswith("__") and callable(builder)
-}
+    and getattr(builder, "__module__", None) == __name__
+}  # every builder above (the two below are for `train` only)
 
 # reading options as for the command line, and as keyword arguments for the library
 OPTIONS = {
@@ -241,3 +243,31 @@ def test_binary_255_is_the_fix_for_0_255_masks(tmp_path: Path, capsys) -> None:
 
 def test_every_case_is_built() -> None:
     assert len(BROKEN) >= 20 and "all_rgb_masks" in BROKEN and "all_jpeg_masks" in BROKEN
+
+
+def _one_pair(root: Path) -> None:
+    for folder in ("images", "masks"):
+        for stem in "bcd":
+            (root / folder / f"{stem}.png").unlink()
+
+
+def _training_masks_all_ignore(root: Path) -> None:
+    train, _ = data._split_stems(list(STEMS), 0.2, 0)  # what `train` does by default
+    for stem in train:  # every training mask 255; the validation masks keep their labels
+        save(root / "masks" / f"{stem}.png", np.full((H, W), 255, np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [(_one_pair, "too few to split"), (_training_masks_all_ignore, "hold only 255")],
+)
+def test_train_refuses_a_split_with_nothing_to_learn_or_validate(
+    tmp_path: Path, capsys, build, message
+) -> None:
+    # check-data finds each folder usable (train/ + val/ would be fine); the split is the problem
+    root = make_dataset(tmp_path / "ds", STEMS)
+    build(root)
+    argv = ["train", "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    assert message in out.err and "fix:" in out.err and "Traceback" not in out.out + out.err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from data_folders import H, W, image_of, make_dataset, mask_of, problems_of, save
@@ -181,3 +182,25 @@ def test_load_splits_rejects_unknown_arguments(good: Path) -> None:
     with pytest.raises(TypeError, match="num_class"):
         load_splits(good, num_class=3)
 
+
+
+def test_a_pool_of_one_pair_cannot_be_split(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "one", {"a": 1})
+    with pytest.raises(DataError, match="has 1 pair: too few to split") as info:
+        load_splits(root)
+    assert "train/ and val/" in info.value.problems[0].fix
+    train, val = load_splits(root, val_fraction=0)  # asked for no validation: fine
+    assert train.stems == ["a"] and len(val) == 0
+
+
+def test_training_masks_without_a_labelled_pixel(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "pool", {"a": 1, "b": 2})
+    save(root / "masks" / "a.png", np.full((H, W), 255, np.uint8))  # all ignore
+    seeds = {s: data._split_stems(["a", "b"], 0.5, s) for s in range(20)}
+    bad = next(s for s, (train, _) in seeds.items() if train == ["a"])
+    good = next(s for s, (train, _) in seeds.items() if train == ["b"])
+    with pytest.raises(DataError, match=r"training masks \(a\) hold only 255") as info:
+        load_splits(root, val_fraction=0.5, seed=bad)
+    assert Path(info.value.problems[0].path).name == "masks"
+    train, _ = load_splits(root, val_fraction=0.5, seed=good)
+    assert train.pixel_counts.sum() > 0
