@@ -1,6 +1,8 @@
-"""Every notebook follows the course skeleton, is small, portable, and uses only public names.
+"""Every notebook follows the course skeleton, is small, portable, and uses only public names,
+and its solution cells pass their checks.
 
-nbval runs the notebooks themselves (see pyproject.toml); these tests check their shape.
+nbval runs the notebooks themselves (see pyproject.toml); these tests check their shape and,
+marked slow, the exercises' verdicts.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import re
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -118,3 +122,46 @@ def test_only_public_segtutor_names(path: Path):
                     assert name in public or is_submodule, (
                         f"{path.name} imports {node.module}.{name}, which is not in its __all__"
                     )
+
+
+# ---- the solution cells pass their checks ----------------------------------------------------
+
+# Printed by the last cell of the trimmed notebook: every question's verdict, as JSON.
+REPORT = """\
+import json
+from segtutor.exercises import questions
+print("VERDICTS", json.dumps({n: getattr(q.last_result, "status", None)
+                             for n, q in questions(ex).items()}))"""
+
+
+def exercise_verdicts(path: Path, timeout: int = 600) -> dict[str, str | None]:
+    """Run a notebook's Setup cell and its Exercises section; return each question's verdict.
+
+    `check` never raises and nbval compares outputs leniently, so a solution that drifted from
+    its check would print "Not quite" and still pass; the verdicts make it fail. Only the Setup
+    cell and the cells from `## Exercises` on run (seconds, not minutes): the exercises use only
+    what Setup imports (a NameError here says one does not), and the rest is nbval's job.
+    """
+    nb = nbformat.read(path, as_version=4)
+    cells = nb.cells
+    setup_at = next(i for i, c in enumerate(cells) if "## Setup" in c.source)
+    exercises_at = next(
+        i for i, c in enumerate(cells) if c.cell_type == "markdown" and "## Exercises" in c.source
+    )
+    code = [cells[setup_at + 1]] + [c for c in cells[exercises_at:] if c.cell_type == "code"]
+    nb.cells = code + [nbformat.v4.new_code_cell(REPORT)]
+    client = nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}}
+    )
+    client.execute()
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    return json.loads(text.split("VERDICTS", 1)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_solution_cells_pass_their_checks(path: Path):
+    verdicts = exercise_verdicts(path)
+    assert verdicts, f"{path.name} has no questions"
+    wrong = {name: status for name, status in verdicts.items() if status != "correct"}
+    assert not wrong, f"{path.name}: not correct (None: never checked): {wrong}"
