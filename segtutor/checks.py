@@ -510,6 +510,7 @@ def _check_labels(report: DatasetReport, inferred: bool) -> None:
         report.problems.append(Problem(report.root, f"num_classes={k} is not in 1..255 (255 "
                                        "means ignore)", "give the number of classes, "
                                        "background included"))  # fmt: skip
+        report.num_classes, report.class_names = None, []  # no usable number of classes
         return
     if len(report.class_names) != k:
         report.problems.append(Problem(report.root, f"{len(report.class_names)} class names "

@@ -164,7 +164,7 @@ def read_metadata(root: str | Path) -> DatasetMeta:
     if path is None:
         return DatasetMeta()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: Notepad writes a BOM
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(Problem(path, f"is not valid JSON ({error})", _META_FIX)) from None
     if not isinstance(raw, dict):

@@ -271,3 +271,17 @@ def test_train_refuses_a_split_with_nothing_to_learn_or_validate(
     assert main(argv) == 2
     out = capsys.readouterr()
     assert message in out.err and "fix:" in out.err and "Traceback" not in out.out + out.err
+
+
+@pytest.mark.parametrize("num_classes", ["0", "-1", "256", "300"])
+@pytest.mark.parametrize("command", ["check-data", "train"])
+def test_an_impossible_num_classes_is_a_message(tmp_path, capsys, command, num_classes) -> None:
+    root = make_dataset(tmp_path / "ds", STEMS)
+    argv = [command, str(root)] if command == "check-data" else [command, "--data", str(root),
+                                                                 "--epochs", "1"]  # fmt: skip
+    assert main([*argv, "--num-classes", num_classes]) == 2
+    out = capsys.readouterr()
+    assert f"num_classes={num_classes} is not in 1..255" in out.out + out.err
+    assert "class pixel frequencies" not in out.out  # no table of an impossible size
+    with pytest.raises(DataError, match="is not in 1..255"):
+        SegmentationDataset(root, num_classes=int(num_classes))

@@ -164,3 +164,53 @@ def test_read_image_names_a_bad_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="b.png"):
         read_image(tmp_path / "b.png")
 
+
+
+def test_is_image_file_is_the_one_listing_rule(tmp_path: Path) -> None:
+    for name in ("a.png", "b.JPG", "c.jpeg", "d.bmp", "e.tif", "f.TIFF", ".hidden.png", "._a.png",
+                 "notes.txt", "Thumbs.db", "noext"):  # fmt: skip
+        (tmp_path / name).write_bytes(b"x")
+    mkdir(tmp_path / "folder.png")
+    chosen = sorted(p.name for p in tmp_path.iterdir() if formats.is_image_file(p))
+    assert chosen == ["a.png", "b.JPG", "c.jpeg", "d.bmp", "e.tif", "f.TIFF"]
+    assert not formats.is_image_file(tmp_path / "missing.png")
+
+
+def test_decode_mask_directly(tmp_path: Path) -> None:
+    path = save(tmp_path / "m.png", mask_of(2, foreground=255))
+    labels = formats.decode_mask(path)
+    assert labels.dtype == np.uint8 and labels.shape == (H, W)
+    assert set(np.unique(labels).tolist()) == {2, 255}
+    assert set(np.unique(formats.decode_mask(path, binary_255=True)).tolist()) == {1, 2}
+    colour = save(tmp_path / "c.png", np.full((H, W, 3), (255, 0, 0), np.uint8))
+    assert (formats.decode_mask(colour, [(0, 0, 0), (255, 0, 0)]) == 1).all()
+    with pytest.raises(formats.PaletteError, match=r"\(255, 0, 0\)"):
+        formats.decode_mask(colour, [(0, 0, 0)])
+    image = formats.decode_image(colour)
+    assert image.dtype == np.uint8 and image.shape == (H, W, 3)
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ('["bg"]', "must hold a JSON object"),
+        ('{"class_names": "bg"}', '"class_names" must be a list of strings'),
+        ('{"palette": [[0, 0]]}', '"palette" must be a list of [r, g, b]'),
+        ('{"palette": [[0, 0, 300]]}', '"palette" must be a list of [r, g, b]'),
+        ('{"palette": "red"}', '"palette" must be a list of [r, g, b]'),
+        ('{"class_names": ["a", "b"], "palette": [[0, 0, 0]]}', "2 class_names but 1 palette"),
+        ('{"ignore_index": 0}', '"ignore_index" is 0; segtutor uses 255'),
+    ],
+)
+def test_read_metadata_names_the_file_and_the_field(tmp_path: Path, meta: str, message) -> None:
+    (tmp_path / "dataset.json").write_text(meta)
+    with pytest.raises(DataError) as info:
+        read_metadata(tmp_path)
+    (problem,) = info.value.problems
+    assert Path(problem.path).name == "dataset.json" and message in problem.message
+
+
+def test_read_metadata_accepts_a_byte_order_mark(tmp_path: Path) -> None:
+    (tmp_path / "dataset.json").write_text('{"name": "toy"}', encoding="utf-8-sig")
+    assert read_metadata(tmp_path).name == "toy"
+    assert read_metadata(tmp_path / "a" / "b") == formats.DatasetMeta()  # neither has one
