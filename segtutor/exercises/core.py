@@ -23,11 +23,7 @@ Typical mistakes are a table, not code: `mistakes = (Mistake(wrong_fn, "what to 
 where `wrong_fn` reproduces the mistake with the reference's signature. When an answer is wrong
 and equals `wrong_fn` on the failing case, the note is added to the explanation.
 
-Optional class attributes: `expects_function` (False: the answer is a value, compared with
-`reference()`), `mistakes`, `mistakes_on_all_cases`, `atol`/`rtol`, `allow_numpy`,
-`check_inplace`, `seed`; optional methods: `compare(expected, got, name)` (return an
-explanation or None; it can read `self.case`, the case being checked), `explain_error(error,
-case)` (why the learner's function raised, or None) and `run(answer, case)`.
+Optional attributes and methods: see `Question`.
 """
 
 from __future__ import annotations
@@ -317,15 +313,8 @@ class Question:
         return answer(*case.args, **case.kwargs)
 
     def explain_error(self, error: Exception, case: Case) -> str | None:
-        """Why the learner's function raised `error` on `case`, or None to show the plain error.
-
-        Override to name a typical mistake, e.g. a crash on a case with ignored pixels (255):
-
-            def explain_error(self, error, case):
-                if (case.args[1] == 255).any():
-                    return "255 is not a class: leave those pixels out first."
-                return None
-        """
+        """Why the learner's function raised `error` on `case` (e.g. "255 is not a class: leave
+        those pixels out first." when the case holds ignored pixels), or None for the plain error."""
         return None
 
     def generator(self) -> torch.Generator:

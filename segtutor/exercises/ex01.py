@@ -38,10 +38,6 @@ def _labels(generator: torch.Generator, shape: tuple[int, int], values: list[int
     return np.asarray(values, dtype=np.uint8)[index.numpy()]
 
 
-# ----------------------------------------------------------------------------------------------
-# q1: a PIL mask -> int64 class indices
-
-
 class MaskToTensor(Question):
     title = "Turn a PIL mask into an int64 tensor of class indices (H, W)"
     hints = (
@@ -51,10 +47,9 @@ class MaskToTensor(Question):
         "greyscale (`L`) and palette (`P`) masks alike.",
         "`torch.from_numpy(np.array(pil_mask)).long()`: int64, as `CrossEntropyLoss` wants.",
     )
-    solution_code = (
-        "def mask_to_tensor(pil_mask):\n"
-        "    return torch.from_numpy(np.array(pil_mask)).long()  # (H, W) int64"
-    )
+    solution_code = """\
+def mask_to_tensor(pil_mask):
+    return torch.from_numpy(np.array(pil_mask)).long()  # (H, W) int64"""
 
     def reference(self, pil_mask):
         return torch.from_numpy(np.array(pil_mask)).long()
@@ -122,10 +117,6 @@ class MaskToTensor(Question):
         return why + extra
 
 
-# ----------------------------------------------------------------------------------------------
-# q2: pair images and masks by stem
-
-
 def _stem_map(names: list[str]) -> dict[str, str]:
     """stem -> name, for the names that are samples: not hidden, with an image extension."""
     out = {}
@@ -148,17 +139,17 @@ class PairByStem(Question):
         "Pairs: the stems in both dicts (`images.keys() & masks.keys()`); unpaired: the stems "
         "in only one (`images.keys() ^ masks.keys()`), sorted.",
     )
-    solution_code = (
-        "IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')\n\n"
-        "def pair_by_stem(image_names, mask_names):\n"
-        "    def by_stem(names):\n"
-        "        return {Path(n).stem: n for n in names\n"
-        "                if not n.startswith('.') and Path(n).suffix.lower() in IMAGE_EXTENSIONS}\n"
-        "    images, masks = by_stem(image_names), by_stem(mask_names)\n"
-        "    pairs = [(images[s], masks[s]) for s in sorted(images.keys() & masks.keys())]\n"
-        "    unpaired = sorted(images.keys() ^ masks.keys())\n"
-        "    return pairs, unpaired"
-    )
+    solution_code = """\
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+def pair_by_stem(image_names, mask_names):
+    def by_stem(names):
+        return {Path(n).stem: n for n in names
+                if not n.startswith('.') and Path(n).suffix.lower() in IMAGE_EXTENSIONS}
+    images, masks = by_stem(image_names), by_stem(mask_names)
+    pairs = [(images[s], masks[s]) for s in sorted(images.keys() & masks.keys())]
+    unpaired = sorted(images.keys() ^ masks.keys())
+    return pairs, unpaired"""
 
     def reference(self, image_names, mask_names):
         images, masks = _stem_map(image_names), _stem_map(mask_names)
@@ -255,10 +246,6 @@ class PairByStem(Question):
         return None
 
 
-# ----------------------------------------------------------------------------------------------
-# q3: pixels per class
-
-
 class ClassPixelCounts(Question):
     title = "Count the pixels of each class in a batch of masks, skipping ignored pixels"
     hints = (
@@ -266,11 +253,10 @@ class ClassPixelCounts(Question):
         "`torch.bincount(values, minlength=num_classes)` counts each value; `minlength` keeps a "
         "0 for classes that have no pixels, so the result always has `num_classes` entries.",
     )
-    solution_code = (
-        "def class_pixel_counts(masks, num_classes, ignore_index=255):\n"
-        "    kept = masks[masks != ignore_index]  # (P,) the labelled pixels\n"
-        "    return torch.bincount(kept, minlength=num_classes)  # (num_classes,) int64"
-    )
+    solution_code = """\
+def class_pixel_counts(masks, num_classes, ignore_index=255):
+    kept = masks[masks != ignore_index]  # (P,) the labelled pixels
+    return torch.bincount(kept, minlength=num_classes)  # (num_classes,) int64"""
 
     def reference(self, masks, num_classes, ignore_index=IGNORE_INDEX):
         return torch.bincount(masks[masks != ignore_index], minlength=num_classes)
@@ -322,10 +308,6 @@ class ClassPixelCounts(Question):
         return why
 
 
-# ----------------------------------------------------------------------------------------------
-# q4: resize a mask with nearest neighbour
-
-
 def _nearest_variants(mask: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
     """The mask resized by each common nearest-neighbour convention (torch, exact, PIL)."""
     x = mask[None, None].float()
@@ -342,11 +324,10 @@ class ResizeMask(Question):
         "`mode='nearest'` copies one source label per pixel; bilinear would average labels into "
         "values that are no class. Take `[0, 0]` and `.long()` afterwards.",
     )
-    solution_code = (
-        "def resize_mask(mask, size):\n"
-        "    x = mask[None, None].float()  # (1, 1, H, W): interpolate wants N and C axes\n"
-        "    return F.interpolate(x, size=size, mode='nearest')[0, 0].long()  # (h, w) int64"
-    )
+    solution_code = """\
+def resize_mask(mask, size):
+    x = mask[None, None].float()  # (1, 1, H, W): interpolate wants N and C axes
+    return F.interpolate(x, size=size, mode='nearest')[0, 0].long()  # (h, w) int64"""
 
     def reference(self, mask, size):
         return _nearest_variants(mask, tuple(size))[0]
@@ -399,7 +380,4 @@ class ResizeMask(Question):
         return why
 
 
-q1 = MaskToTensor()
-q2 = PairByStem()
-q3 = ClassPixelCounts()
-q4 = ResizeMask()
+q1, q2, q3, q4 = MaskToTensor(), PairByStem(), ClassPixelCounts(), ResizeMask()

@@ -26,11 +26,10 @@ class CountConvParams(Question):
         "Weights: `out_channels * in_channels * kernel_size * kernel_size`; the bias adds one "
         "number per output channel, and only when `bias` is True.",
     )
-    solution_code = (
-        "def count_conv_params(in_channels, out_channels, kernel_size, bias=True):\n"
-        "    weights = out_channels * in_channels * kernel_size * kernel_size\n"
-        "    return weights + (out_channels if bias else 0)"
-    )
+    solution_code = """\
+def count_conv_params(in_channels, out_channels, kernel_size, bias=True):
+    weights = out_channels * in_channels * kernel_size * kernel_size
+    return weights + (out_channels if bias else 0)"""
 
     def reference(self, in_channels, out_channels, kernel_size, bias=True):
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, bias=bias)
@@ -65,17 +64,16 @@ class DoubleConvQuestion(Question):
         "The first conv maps `in_channels` to `out_channels`, the second `out_channels` to "
         "`out_channels`; each BatchNorm2d takes the channels of the conv before it.",
     )
-    solution_code = (
-        "def double_conv(in_channels, out_channels):\n"
-        "    return nn.Sequential(\n"
-        "        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),\n"
-        "        nn.BatchNorm2d(out_channels),\n"
-        "        nn.ReLU(inplace=True),\n"
-        "        nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),\n"
-        "        nn.BatchNorm2d(out_channels),\n"
-        "        nn.ReLU(inplace=True),\n"
-        "    )"
-    )
+    solution_code = """\
+def double_conv(in_channels, out_channels):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )"""
     check_inplace = False  # the arguments are ints
 
     def reference(self, in_channels, out_channels):
@@ -194,12 +192,11 @@ class PadToMatch(Question):
         "height. Put half of each difference on each side: `diff // 2` before, "
         "`diff - diff // 2` after.",
     )
-    solution_code = (
-        "def pad_to_match(x, skip):\n"
-        "    diff_y = skip.shape[2] - x.shape[2]\n"
-        "    diff_x = skip.shape[3] - x.shape[3]\n"
-        "    return F.pad(x, [diff_x // 2, diff_x - diff_x // 2, diff_y // 2, diff_y - diff_y // 2])"
-    )
+    solution_code = """\
+def pad_to_match(x, skip):
+    diff_y = skip.shape[2] - x.shape[2]
+    diff_x = skip.shape[3] - x.shape[3]
+    return F.pad(x, [diff_x // 2, diff_x - diff_x // 2, diff_y // 2, diff_y - diff_y // 2])"""
 
     mistakes = (
         Mistake(lambda x, skip: _padded(x, skip, lambda d: (0, d)), _SPLIT),
@@ -242,6 +239,4 @@ class PadToMatch(Question):
         return why + " Pad with zeros (`F.pad`'s default), half of the difference on each side."
 
 
-q1 = CountConvParams()
-q2 = DoubleConvQuestion()
-q3 = PadToMatch()
+q1, q2, q3 = CountConvParams(), DoubleConvQuestion(), PadToMatch()

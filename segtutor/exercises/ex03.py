@@ -51,14 +51,13 @@ class PixelCrossEntropy(Question):
         "first with `masks.where(valid, 0)`, then leave them out of the mean.",
         "Mean over the valid pixels only: `losses[valid].mean()`.",
     )
-    solution_code = (
-        "def pixel_cross_entropy(logits, masks, ignore_index=255):\n"
-        "    valid = masks != ignore_index                           # (N, H, W)\n"
-        "    log_probs = F.log_softmax(logits, dim=1)                # (N, C, H, W)\n"
-        "    safe = masks.where(valid, 0).unsqueeze(1)               # (N, 1, H, W)\n"
-        "    losses = -log_probs.gather(1, safe).squeeze(1)          # (N, H, W)\n"
-        "    return losses[valid].mean()"
-    )
+    solution_code = """\
+def pixel_cross_entropy(logits, masks, ignore_index=255):
+    valid = masks != ignore_index                           # (N, H, W)
+    log_probs = F.log_softmax(logits, dim=1)                # (N, C, H, W)
+    safe = masks.where(valid, 0).unsqueeze(1)               # (N, 1, H, W)
+    losses = -log_probs.gather(1, safe).squeeze(1)          # (N, H, W)
+    return losses[valid].mean()"""
 
     mistakes = (
         Mistake(lambda logits, masks: _cross_entropy(logits, masks, "sum"),
@@ -101,11 +100,10 @@ class MedianFrequencyWeights(Question):
         "average them.",
         "Return float32 weights, as the loss expects: `.float()`.",
     )
-    solution_code = (
-        "def median_frequency_weights(pixel_counts):\n"
-        "    freq = pixel_counts.double() / pixel_counts.sum()\n"
-        "    return (freq.quantile(0.5) / freq).float()"
-    )
+    solution_code = """\
+def median_frequency_weights(pixel_counts):
+    freq = pixel_counts.double() / pixel_counts.sum()
+    return (freq.quantile(0.5) / freq).float()"""
 
     mistakes = (
         Mistake(lambda counts: _freq(counts).median() / _freq(counts),
@@ -176,19 +174,18 @@ class SoftDiceLoss(Question):
         "`dice_c = (2 * sum(p * g) + smooth) / (sum(p) + sum(g) + smooth)`.",
         "The loss is `1 - dice_c` averaged over the classes that appear in the (valid) masks.",
     )
-    solution_code = (
-        "def soft_dice_loss(logits, masks, ignore_index=255, smooth=1.0):\n"
-        "    num_classes = logits.shape[1]\n"
-        "    valid = (masks != ignore_index)                                   # (N, H, W)\n"
-        "    probs = logits.softmax(dim=1) * valid.unsqueeze(1)                # (N, C, H, W)\n"
-        "    onehot = F.one_hot(masks.where(valid, 0), num_classes)            # (N, H, W, C)\n"
-        "    onehot = onehot.permute(0, 3, 1, 2).float() * valid.unsqueeze(1)  # (N, C, H, W)\n"
-        "    inter = (probs * onehot).sum((0, 2, 3))                           # (C,)\n"
-        "    card = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))               # (C,)\n"
-        "    dice = (2 * inter + smooth) / (card + smooth)                     # (C,)\n"
-        "    present = onehot.sum((0, 2, 3)) > 0\n"
-        "    return (1 - dice)[present].mean()"
-    )
+    solution_code = """\
+def soft_dice_loss(logits, masks, ignore_index=255, smooth=1.0):
+    num_classes = logits.shape[1]
+    valid = (masks != ignore_index)                                   # (N, H, W)
+    probs = logits.softmax(dim=1) * valid.unsqueeze(1)                # (N, C, H, W)
+    onehot = F.one_hot(masks.where(valid, 0), num_classes)            # (N, H, W, C)
+    onehot = onehot.permute(0, 3, 1, 2).float() * valid.unsqueeze(1)  # (N, C, H, W)
+    inter = (probs * onehot).sum((0, 2, 3))                           # (C,)
+    card = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))               # (C,)
+    dice = (2 * inter + smooth) / (card + smooth)                     # (C,)
+    present = onehot.sum((0, 2, 3)) > 0
+    return (1 - dice)[present].mean()"""
 
     mistakes = (
         Mistake(_dice_mistake(present_only=False), "Average over the classes PRESENT in the "
@@ -225,6 +222,4 @@ class SoftDiceLoss(Question):
         return None
 
 
-q1 = PixelCrossEntropy()
-q2 = MedianFrequencyWeights()
-q3 = SoftDiceLoss()
+q1, q2, q3 = PixelCrossEntropy(), MedianFrequencyWeights(), SoftDiceLoss()

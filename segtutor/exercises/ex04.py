@@ -33,10 +33,6 @@ from segtutor.train import TrainConfig, scheduled_lr, should_stop, train_one_epo
 __all__ = ["q1", "q2", "q3", "q4"]
 
 
-# ----------------------------------------------------------------------------------------------
-# q1: one epoch of training
-
-
 class _TinyNet(nn.Module):
     """A 2-layer segmentation net with BatchNorm: its output depends on train/eval mode."""
 
@@ -106,22 +102,21 @@ class TrainOneEpoch(Question):
         "The last batch can be smaller. Add `loss.item() * images.shape[0]` per batch and divide "
         "by the number of images, not by the number of batches.",
     )
-    solution_code = (
-        "def train_one_epoch(model, loader, optimizer, loss_fn):\n"
-        "    device = next(model.parameters()).device\n"
-        "    model.train()\n"
-        "    loss_sum, num_images = 0.0, 0\n"
-        "    for images, masks in loader:\n"
-        "        images, masks = images.to(device), masks.to(device)  # (N, 3, H, W), (N, H, W)\n"
-        "        logits = model(images)                                # (N, C, H, W)\n"
-        "        loss = loss_fn(logits, masks)\n"
-        "        optimizer.zero_grad()\n"
-        "        loss.backward()\n"
-        "        optimizer.step()\n"
-        "        loss_sum += loss.item() * images.shape[0]\n"
-        "        num_images += images.shape[0]\n"
-        "    return loss_sum / num_images"
-    )
+    solution_code = """\
+def train_one_epoch(model, loader, optimizer, loss_fn):
+    device = next(model.parameters()).device
+    model.train()
+    loss_sum, num_images = 0.0, 0
+    for images, masks in loader:
+        images, masks = images.to(device), masks.to(device)  # (N, 3, H, W), (N, H, W)
+        logits = model(images)                                # (N, C, H, W)
+        loss = loss_fn(logits, masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * images.shape[0]
+        num_images += images.shape[0]
+    return loss_sum / num_images"""
     check_inplace = False
     mistakes = (
         Mistake(partial(_wrong_epoch, step=False), "The weights did not change: call `optimizer.step()` "
@@ -171,10 +166,6 @@ class TrainOneEpoch(Question):
                               self.rtol)
 
 
-# ----------------------------------------------------------------------------------------------
-# q2: early stopping
-
-
 def _stop_when(improves):
     """`should_stop` with another idea of an improvement: `improves(value, earlier_values)`."""
 
@@ -195,16 +186,15 @@ class ShouldStop(Question):
         "is no improvement, and beating the previous epoch is not enough.",
         "Stop (return True) when that count reaches `patience`; an empty history never stops.",
     )
-    solution_code = (
-        "def should_stop(val_mious, patience):\n"
-        "    best, epochs_without_gain = -math.inf, 0\n"
-        "    for miou in val_mious:\n"
-        "        if miou > best:\n"
-        "            best, epochs_without_gain = miou, 0\n"
-        "        else:\n"
-        "            epochs_without_gain += 1\n"
-        "    return epochs_without_gain >= patience"
-    )
+    solution_code = """\
+def should_stop(val_mious, patience):
+    best, epochs_without_gain = -math.inf, 0
+    for miou in val_mious:
+        if miou > best:
+            best, epochs_without_gain = miou, 0
+        else:
+            epochs_without_gain += 1
+    return epochs_without_gain >= patience"""
 
     mistakes_on_all_cases = True  # a yes/no answer matches many mistakes on one case
     mistakes = (
@@ -239,10 +229,6 @@ class ShouldStop(Question):
         yield Case([0.50, 0.40, 0.45, 0.55, 0.50, 0.52], 3)
 
 
-# ----------------------------------------------------------------------------------------------
-# q3: atomic save
-
-
 class _SimulatedCrash(OSError):
     pass
 
@@ -262,18 +248,17 @@ class AtomicSave(Question):
         "If anything fails, delete the temporary file and re-raise: wrap the write in "
         "`try: ... except BaseException: Path(tmp).unlink(missing_ok=True); raise`.",
     )
-    solution_code = (
-        "def atomic_save(obj, path):\n"
-        "    path = Path(path)\n"
-        "    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')\n"
-        "    try:\n"
-        "        with os.fdopen(fd, 'wb') as f:\n"
-        "            torch.save(obj, f)\n"
-        "        os.replace(tmp, path)  # atomic: path is the old file or the new one, never half\n"
-        "    except BaseException:\n"
-        "        Path(tmp).unlink(missing_ok=True)\n"
-        "        raise"
-    )
+    solution_code = """\
+def atomic_save(obj, path):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)  # atomic: path is the old file or the new one, never half
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise"""
     check_inplace = False
 
     def reference(self, obj, label):
@@ -388,10 +373,6 @@ class AtomicSave(Question):
             )
 
 
-# ----------------------------------------------------------------------------------------------
-# q4: the one-cycle learning rate
-
-
 def _onecycle(step, total_steps, max_lr, *, shape="cosine", warmup=0.3, start_div=25.0,
               end_div=25e4):
     """The one-cycle lr with one typical mistake (the right one is the library's `scheduled_lr`)."""
@@ -417,16 +398,15 @@ class OneCycleLr(Question):
         "[0, 1], `b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))`.",
         "In the second half, `t = (p - 0.3) / 0.7`.",
     )
-    solution_code = (
-        "def onecycle_lr(step, total_steps, max_lr):\n"
-        "    p = step / total_steps\n"
-        "    start, end = max_lr / 25, max_lr / 25e4\n"
-        "    def cosine(a, b, t):  # from a (t = 0) to b (t = 1)\n"
-        "        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))\n"
-        "    if p < 0.3:\n"
-        "        return cosine(start, max_lr, p / 0.3)\n"
-        "    return cosine(max_lr, end, (p - 0.3) / 0.7)"
-    )
+    solution_code = """\
+def onecycle_lr(step, total_steps, max_lr):
+    p = step / total_steps
+    start, end = max_lr / 25, max_lr / 25e4
+    def cosine(a, b, t):  # from a (t = 0) to b (t = 1)
+        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))
+    if p < 0.3:
+        return cosine(start, max_lr, p / 0.3)
+    return cosine(max_lr, end, (p - 0.3) / 0.7)"""
     rtol = 1e-6
     atol = 1e-12
     mistakes = (
@@ -449,7 +429,4 @@ class OneCycleLr(Question):
             yield Case(step, total, max_lr)
 
 
-q1 = TrainOneEpoch()
-q2 = ShouldStop()
-q3 = AtomicSave()
-q4 = OneCycleLr()
+q1, q2, q3, q4 = TrainOneEpoch(), ShouldStop(), AtomicSave(), OneCycleLr()

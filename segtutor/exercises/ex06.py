@@ -40,10 +40,6 @@ def _as_numpy(x):
     return x
 
 
-# ----------------------------------------------------------------------------------------------
-# q1: a mask in colour
-
-
 class ColorizeMask(Question):
     title = "Colour a mask: class c as palette[c], ignored pixels (255) as ignore_color"
     hints = (
@@ -52,13 +48,12 @@ class ColorizeMask(Question):
         "Indexing the table with the whole mask, `lut[mask]`, gives `(H, W, 3)` in one step "
         "(convert a tensor mask with `np.asarray(mask)` first).",
     )
-    solution_code = (
-        "def colorize_mask(mask, palette, ignore_color=(255, 255, 255)):\n"
-        "    lut = np.zeros((256, 3), dtype=np.uint8)    # one colour per possible value\n"
-        "    lut[: len(palette)] = palette\n"
-        "    lut[255] = ignore_color\n"
-        "    return lut[np.asarray(mask)]                  # (H, W, 3) uint8"
-    )
+    solution_code = """\
+def colorize_mask(mask, palette, ignore_color=(255, 255, 255)):
+    lut = np.zeros((256, 3), dtype=np.uint8)    # one colour per possible value
+    lut[: len(palette)] = palette
+    lut[255] = ignore_color
+    return lut[np.asarray(mask)]                  # (H, W, 3) uint8"""
     allow_numpy = True
 
     def reference(self, mask, palette, ignore_color=(255, 255, 255)):
@@ -104,11 +99,9 @@ class ColorizeMask(Question):
         return why
 
 
-q1 = ColorizeMask()
-
-
-# ----------------------------------------------------------------------------------------------
-# q2: false positives and false negatives of one object class
+def _error_counts(pred, mask, ignore_index=IGNORE_INDEX):
+    valid = mask != ignore_index
+    return int(((pred == 1) & (mask == 0) & valid).sum()), int(((pred == 0) & (mask == 1) & valid).sum())
 
 
 class ErrorCounts(Question):
@@ -119,23 +112,19 @@ class ErrorCounts(Question):
         "Compare with the mask's values explicitly (`mask == 0`, `mask == 1`): then the pixels "
         "whose mask is `ignore_index` are in neither count. Return two ints: `int(x.sum())`.",
     )
-    solution_code = (
-        "def error_counts(pred, mask, ignore_index=255):\n"
-        "    false_positives = int(((pred == 1) & (mask == 0)).sum())\n"
-        "    false_negatives = int(((pred == 0) & (mask == 1)).sum())\n"
-        "    return false_positives, false_negatives"
-    )
+    solution_code = """\
+def error_counts(pred, mask, ignore_index=255):
+    false_positives = int(((pred == 1) & (mask == 0)).sum())
+    false_negatives = int(((pred == 0) & (mask == 1)).sum())
+    return false_positives, false_negatives"""
 
     mistakes = (
-        Mistake(lambda pred, mask: q2.reference(pred, mask)[::-1], "The two are swapped: false "
+        Mistake(lambda pred, mask: _error_counts(pred, mask)[::-1], "The two are swapped: false "
                 "positives (predicted object, truly background) first, then false negatives."),
     )  # fmt: skip
 
     def reference(self, pred, mask, ignore_index=IGNORE_INDEX):
-        valid = mask != ignore_index
-        fp = int(((pred == 1) & (mask == 0) & valid).sum())
-        fn = int(((pred == 0) & (mask == 1) & valid).sum())
-        return fp, fn
+        return _error_counts(pred, mask, ignore_index)
 
     def cases(self):
         g = self.generator()
@@ -167,13 +156,6 @@ class ErrorCounts(Question):
         return why
 
 
-q2 = ErrorCounts()
-
-
-# ----------------------------------------------------------------------------------------------
-# q3: the worst images
-
-
 _BEST_FIRST = "Those are the best images, or the worst in reverse: lowest IoU first."
 
 
@@ -185,12 +167,11 @@ class WorstKIndices(Question):
         "Sort those by their IoU (`argsort`), lowest first, and keep at most k. Return a list "
         "of Python ints (`.tolist()`).",
     )
-    solution_code = (
-        "def worst_k_indices(per_image_iou, k):\n"
-        "    measured = (~per_image_iou.isnan()).nonzero().squeeze(1)    # indices, (M,)\n"
-        "    order = per_image_iou[measured].argsort()                   # lowest first\n"
-        "    return measured[order][:k].tolist()"
-    )
+    solution_code = """\
+def worst_k_indices(per_image_iou, k):
+    measured = (~per_image_iou.isnan()).nonzero().squeeze(1)    # indices, (M,)
+    order = per_image_iou[measured].argsort()                   # lowest first
+    return measured[order][:k].tolist()"""
 
     mistakes = (
         Mistake(lambda ious, k: rank_worst(-ious, k), _BEST_FIRST),
@@ -233,13 +214,6 @@ class WorstKIndices(Question):
         return why
 
 
-q3 = WorstKIndices()
-
-
-# ----------------------------------------------------------------------------------------------
-# q4: an overlay
-
-
 class OverlayMask(Question):
     title = "Blend the object classes of a mask into an image (background and 255 untouched)"
     hints = (
@@ -248,17 +222,16 @@ class OverlayMask(Question):
         "`(1 - alpha) * image + alpha * colours`; elsewhere the image as it is.",
         "Round and return uint8 `(H, W, 3)`: `out.round().astype(np.uint8)`.",
     )
-    solution_code = (
-        "def overlay_mask(image, mask, palette, alpha=0.5):\n"
-        "    mask = np.asarray(mask)\n"
-        "    colors = np.zeros((256, 3))\n"
-        "    colors[: len(palette)] = palette\n"
-        "    colors = colors[mask]                               # (H, W, 3) float\n"
-        "    tint = (mask != 0) & (mask != 255)                  # objects only, (H, W)\n"
-        "    out = image.astype(np.float64)\n"
-        "    out[tint] = (1 - alpha) * out[tint] + alpha * colors[tint]\n"
-        "    return out.round().astype(np.uint8)"
-    )
+    solution_code = """\
+def overlay_mask(image, mask, palette, alpha=0.5):
+    mask = np.asarray(mask)
+    colors = np.zeros((256, 3))
+    colors[: len(palette)] = palette
+    colors = colors[mask]                               # (H, W, 3) float
+    tint = (mask != 0) & (mask != 255)                  # objects only, (H, W)
+    out = image.astype(np.float64)
+    out[tint] = (1 - alpha) * out[tint] + alpha * colors[tint]
+    return out.round().astype(np.uint8)"""
 
     atol, rtol = 1, 0  # truncating instead of rounding is fine
     mistakes = (
@@ -299,4 +272,4 @@ class OverlayMask(Question):
         return why
 
 
-q4 = OverlayMask()
+q1, q2, q3, q4 = ColorizeMask(), ErrorCounts(), WorstKIndices(), OverlayMask()
