@@ -14,12 +14,8 @@ writes by hand; its keyword options add what `fit` needs. What is not the step s
 `_Run` keeps the history, the best weights, the time budget and why the run stopped, and
 `segtutor.checkpoint` writes them so that a resumed run repeats the uninterrupted one exactly.
 What `fit` is given and gives back (`TrainConfig`, `History`, `Callback`) is defined in
-`segtutor.config` and re-exported here.
-
-Under `torchrun` (see `segtutor.distributed`) the same `fit` trains with DistributedDataParallel:
-each process trains on its share of every epoch and validates its share of the val set, the
-metrics are summed over the processes (so every process keeps the same history and takes the
-same decisions), and rank 0 alone prints and writes the checkpoint.
+`segtutor.config` and re-exported here. Under `torchrun` the same `fit` trains with DDP: every
+process takes the same decisions, and rank 0 alone prints and writes (`segtutor.distributed`).
 """
 
 from __future__ import annotations
@@ -105,28 +101,22 @@ def train_one_epoch(
     epoch: int | None = None,
     progress: bool = False,
 ) -> float:
-    """One pass over `train_loader`: forward, loss, backward and an optimizer step per batch.
+    """One pass over `train_loader`; returns the mean training loss per image.
 
     With the four positional arguments alone this is exactly the plain loop
     `for images, masks in train_loader: outputs = model(images); loss = loss_fn(outputs, masks);
     optimizer.zero_grad(); loss.backward(); optimizer.step()`, on the model's device.
-
     Introduced in `04_training.ipynb`.
 
-    Args:
+    Args (what `fit` adds):
         device: where the batches go; default the model's device.
         lr_schedule: `f(step) -> lr`, called before each batch; sets every group's lr.
-        amp_dtype: autocast the forward pass and the loss to this type (None: float32).
-        scaler: a `torch.amp.GradScaler` for float16 (scales the loss, skips inf steps).
+        amp_dtype, scaler: autocast type of the forward pass and loss, and a `GradScaler` (float16).
         channels_last: feed the images in channels-last memory layout (same numbers).
         grad_clip: clip the gradient norm of `model.parameters()` to this value.
         on_batch_end: `f(step, loss)` after every optimizer step; True ends the epoch early.
-        step: optimizer steps taken before this epoch (`step` counts from it).
-        epoch: the epoch number, for the progress bar and error messages.
+        step, epoch: steps taken before this epoch, and its number (bar and error messages).
         progress: show a progress bar with the running loss.
-
-    Returns:
-        The mean training loss per image (over all processes under torchrun).
 
     Raises:
         FloatingPointError: the loss became NaN or infinite (names the batch and the lr).
