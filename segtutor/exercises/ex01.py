@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from segtutor.exercises.core import Case, Question, compare_tensors, compare_values
+from segtutor.exercises.compare import compare_tensors, compare_values
+from segtutor.exercises.core import Case, Question
 from segtutor.formats import IMAGE_EXTENSIONS, VOC_PALETTE
 from segtutor.settings import IGNORE_INDEX
 

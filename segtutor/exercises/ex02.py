@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segtutor.exercises.core import Case, Incorrect, Mistake, Question, compare_tensors
+from segtutor.exercises.compare import compare_tensors
+from segtutor.exercises.core import Case, Incorrect, Mistake, Question
 from segtutor.model import DoubleConv, Up
 
 __all__ = ["q1", "q2", "q3"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from segtutor.exercises.core import Case, Mistake, Question, compare_tensors
+from segtutor.exercises.compare import compare_tensors
+from segtutor.exercises.core import Case, Mistake, Question
 from segtutor.losses import DiceLoss, class_weights
 from segtutor.settings import IGNORE_INDEX
 

@@ -20,14 +20,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from segtutor.exercises.core import (
-    Case,
-    Incorrect,
-    Mistake,
-    Question,
-    _check_callable_with,
-    compare_values,
-)
+from segtutor.exercises.compare import compare_values
+from segtutor.exercises.core import Case, Incorrect, Mistake, Question
 from segtutor.train import TrainConfig, scheduled_lr, should_stop, train_one_epoch
 
 __all__ = ["q1", "q2", "q3", "q4"]
@@ -147,8 +141,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn):
 
     def run(self, answer, case):
         model, loader, opt, loss_fn = _setup(*case.args)
-        _check_callable_with(answer, Case(model, loader, opt, loss_fn))
-        loss = answer(model, loader, opt, loss_fn)
+        loss = super().run(answer, Case(model, loader, opt, loss_fn))
         if loss is None:
             raise Incorrect("Your function returned None: return the mean training loss.")
         return _result(model, loss)
@@ -280,8 +273,7 @@ def atomic_save(obj, path):
             path = folder / "best.pt"
             if label == "an existing file":
                 torch.save(old, path)
-            _check_callable_with(answer, Case(obj, path))
-            answer(obj, path)
+            super().run(answer, Case(obj, path))
             self._check_written(folder, path, obj)
             if label == "an existing file":
                 self._check_crash(answer, folder, path, obj)

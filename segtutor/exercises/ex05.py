@@ -9,7 +9,8 @@ import math
 
 import torch
 
-from segtutor.exercises.core import Case, Mistake, Question, compare_tensors, compare_values
+from segtutor.exercises.compare import compare_tensors, compare_values
+from segtutor.exercises.core import Case, Mistake, Question
 from segtutor.metrics import confusion_matrix, iou_from_confusion, mean_ignoring_nan
 from segtutor.settings import IGNORE_INDEX
 

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import torch
 
-from segtutor.exercises.core import Case, Mistake, Question, compare_tensors, compare_values
+from segtutor.exercises.compare import compare_tensors, compare_values
+from segtutor.exercises.core import Case, Mistake, Question
 from segtutor.inference import rank_worst
 from segtutor.settings import IGNORE_INDEX
 from segtutor.viz import colorize, overlay
