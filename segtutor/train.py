@@ -10,9 +10,9 @@ Introduced in `04_training.ipynb`. `fit` reads top to bottom as one epoch loop:
         should_stop         early stopping (and callbacks, the time budget)
 
 `train_one_epoch(model, train_loader, loss_fn, optimizer)` alone is exactly the loop a notebook
-writes by hand; its keyword options add what `fit` needs. What is not the step sits around it:
-`_Run` keeps the history, the best weights, the time budget and why the run stopped, and
-`segtutor.checkpoint` writes them so that a resumed run repeats the uninterrupted one exactly.
+writes by hand; its keyword options add what `fit` needs. What is not the step sits around it,
+in `segtutor.fit_state.FitState`: the history, the best weights, the time budget, why the run
+stopped, and the checkpoints, written so that a resumed run repeats the uninterrupted one exactly.
 What `fit` is given and gives back (`TrainConfig`, `History`, `Callback`) is defined in
 `segtutor.config` and re-exported here. Under `torchrun` the same `fit` trains with DDP: every
 process takes the same decisions, and rank 0 alone prints and writes (`segtutor.distributed`).
@@ -28,17 +28,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from segtutor.checkpoint import (
-    cpu_state,
-    load_checkpoint,
-    restore_training_state,
-    run_metadata,
-    save_checkpoint,
-    training_state,
-)
 from segtutor.config import (
     Callback,
     History,
@@ -52,11 +44,11 @@ from segtutor.distributed import (
     broadcast_buffers,
     is_distributed,
     is_main_process,
-    max_over_processes,
     shard_loader,
     sum_over_processes,
     wrap_ddp,
 )
+from segtutor.fit_state import FitState
 from segtutor.inference import resize_logits
 from segtutor.losses import DeepSupervisionLoss, build_loss
 from segtutor.metrics import ConfusionMatrix
@@ -286,11 +278,10 @@ def fit(
         val_loader: the same for validation; use batch size 1 if image sizes vary.
         config: hyper-parameters (`TrainConfig()` if None).
         callbacks: `Callback` objects or functions `f(epoch, history)`; returning True stops.
-        resume_from: a checkpoint path or dict written by `fit`: continues from its epoch with its
-            weights, optimizer, schedule position, history and random state. `config.num_epochs`
-            counts from the start of the run, not from the checkpoint. A last-epoch checkpoint
-            (`config.last_checkpoint_path`) loses at most one epoch; a best one redoes the
-            epochs after the best.
+        resume_from: a checkpoint path or dict written by `fit` (`config.checkpoint_path` or,
+            better, `config.last_checkpoint_path`): continues from its epoch with its weights,
+            optimizer, schedule position, history and random state. `config.num_epochs` counts
+            from the start of the run, not from the checkpoint.
         loss_fn: a loss module `(logits, masks) -> scalar`; default
             `segtutor.losses.build_loss(config.loss, ...)`.
 
@@ -317,7 +308,7 @@ def fit(
     optimizer = build_optimizer(model, config)
     # float16 needs its loss scaled (small gradients would round to 0); bfloat16 does not
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    run = _Run(config, callbacks, model, optimizer, scaler, train_loader, resume_from)
+    run = FitState(config, callbacks, model, optimizer, scaler, train_loader, resume_from)
     history = run.history
     net = wrap_ddp(model, device, train_loader) if is_distributed() else model  # what trains
     if config.compile:
@@ -345,7 +336,7 @@ def fit(
             run.write_checkpoints(improved)
         if progress:
             _print_epoch(history, config, improved)
-        if run.stop_after_epoch():
+        if run.stop_after_epoch(should_stop(history.val_miou, config.early_stopping_patience)):
             break
 
     history.stop_reason = run.stop_reason
@@ -400,98 +391,3 @@ def _print_epoch(history: History, config: TrainConfig, improved: bool) -> None:
         f"val loss {history.val_loss[-1]:.4f}  val mIoU {history.val_miou[-1]:.4f}  "
         f"lr {history.lr[-1]:.1e}  {history.epoch_time_s[-1]:.1f}s{'  *best' if improved else ''}"
     )
-
-
-class _Run:
-    """What `fit` keeps around the step: the history and the best weights (resumed from a
-    checkpoint or new), the step count, the clock and time budget, why it stopped."""
-
-    def __init__(self, config: TrainConfig, callbacks: Iterable, model: nn.Module,
-                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                 train_loader: DataLoader, resume_from: str | os.PathLike | Mapping | None):
-        self.config, self.callbacks, self.model = config, list(callbacks), model
-        self.optimizer, self.scaler, self.train_loader = optimizer, scaler, train_loader
-        self.history, self.step, elapsed_s, best_state = History(), 0, 0.0, None
-        if resume_from is not None:
-            ckpt = resume_from if isinstance(resume_from, Mapping) else load_checkpoint(resume_from)
-            self.step, elapsed_s = restore_training_state(ckpt, model, optimizer, scaler,
-                                                          train_loader)
-            self.history = History.from_dict(ckpt["history"])
-            best_state = ckpt.get("best_model_state")  # only in a last-epoch checkpoint
-        self.best_miou = self.history.best_miou if len(self.history) else -math.inf
-        self.best_state = best_state or cpu_state(model)
-        self.meta = run_metadata(model, train_loader, config)
-        self.epoch, self.stop_reason = 0, "num_epochs"
-        self.total_steps = config.num_epochs * len(train_loader)
-        self.start = time.monotonic() - elapsed_s
-        self.val_seconds = 0.0  # the slowest validation pass so far, reserved at the end
-
-    def start_epoch(self, epoch: int) -> float:
-        """Note the epoch (a new shuffle under torchrun, the same in every process); its start."""
-        self.epoch = epoch
-        if isinstance(self.train_loader.sampler, DistributedSampler):
-            self.train_loader.sampler.set_epoch(epoch)
-        return time.monotonic()
-
-    def time_used(self) -> float:
-        """Fraction of the time budget spent, leaving room for one more validation pass."""
-        if self.config.time_budget_s is None:
-            return 0.0
-        budget = max(self.config.time_budget_s - self.val_seconds, 1e-9)
-        return (time.monotonic() - self.start) / budget
-
-    def lr_at(self, step: int) -> float:
-        """The scheduled lr at batches done or time used, whichever is further along.
-
-        Under torchrun, the slowest process's clock: all must use the same lr.
-        """
-        time_used = 0.0
-        if self.config.time_budget_s is not None:
-            time_used = max_over_processes(self.time_used())[0]
-        return scheduled_lr(self.config, max(step / self.total_steps, time_used))
-
-    def after_batch(self, step: int, loss: float) -> bool:
-        """Callbacks and the time budget after every step; True stops the run (every process)."""
-        self.step = step
-        callback_stop = call_callbacks(self.callbacks, "on_batch_end", self.epoch, step, loss)
-        # Under torchrun: stop if any process says so. One process stopping alone would leave
-        # the others waiting forever for its gradients.
-        callback_stop, out_of_time = max_over_processes(callback_stop, self.time_used() >= 1)
-        if callback_stop:
-            self.stop_reason = "callback"
-        elif out_of_time:
-            self.stop_reason = "time_budget"
-        return self.stop_reason != "num_epochs"
-
-    def keep_best(self, miou: float) -> bool:
-        """Keep a copy of the weights if `miou` is the best so far (NaN never is)."""
-        improved = not math.isnan(miou) and miou > self.best_miou
-        if improved:
-            self.best_miou, self.best_state = miou, cpu_state(self.model)
-        return improved
-
-    def write_checkpoints(self, improved: bool) -> None:
-        """The best epoch to `checkpoint_path`; this one, best weights inside, to the last."""
-        best_path, last_path = self.config.checkpoint_path, self.config.last_checkpoint_path
-        if (best_path is None or not improved) and last_path is None:
-            return
-        fields = dict(
-            **training_state(self.optimizer, self.scaler, self.train_loader, step=self.step,
-                             elapsed_s=time.monotonic() - self.start),
-            history=self.history.to_dict(), epoch=self.history.epoch[-1], **self.meta,
-        )
-        if best_path is not None and improved:
-            save_checkpoint(best_path, model_state=self.best_state, **fields)
-        if last_path is not None:
-            save_checkpoint(last_path, model_state=cpu_state(self.model),
-                            best_model_state=self.best_state, **fields)
-
-    def stop_after_epoch(self) -> bool:
-        """Callbacks' on_epoch_end, then the early-stopping rule; True stops (every process)."""
-        history = self.history
-        callback_stop = call_callbacks(self.callbacks, "on_epoch_end", history.epoch[-1], history)
-        if max_over_processes(callback_stop)[0]:
-            self.stop_reason = "callback"
-        elif should_stop(history.val_miou, self.config.early_stopping_patience):
-            self.stop_reason = "early_stopping"
-        return self.stop_reason != "num_epochs"

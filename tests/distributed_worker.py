@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DistributedSampler
 
-import segtutor.train
+import segtutor.fit_state
 from segtutor.cli import main as segtutor_main
 from segtutor.data import load_splits, make_loader
 from segtutor.distributed import (
@@ -61,8 +61,8 @@ class StopOnRank1(Callback):
 def run_scenario(scenario: str, data: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     writes = []  # the checkpoint paths this process wrote: rank 0 alone may write
-    save = segtutor.train.save_checkpoint  # the name fit calls (imported from segtutor.checkpoint)
-    segtutor.train.save_checkpoint = lambda path, **f: writes.append(str(path)) or save(path, **f)
+    save = segtutor.fit_state.save_checkpoint  # the name fit calls (imported from segtutor.checkpoint)
+    segtutor.fit_state.save_checkpoint = lambda path, **f: writes.append(str(path)) or save(path, **f)
     real_clock = time.monotonic
     try:
         train_ds, val_ds = load_splits(data)
@@ -95,7 +95,7 @@ def run_scenario(scenario: str, data: Path, out: Path) -> None:
             result["val_batches"] = len(shard_loader(val_loader))
         torch.save(result, out / f"rank{rank()}.pt")
     finally:
-        segtutor.train.save_checkpoint = save
+        segtutor.fit_state.save_checkpoint = save
         time.monotonic = real_clock
 
 

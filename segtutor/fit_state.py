@@ -1,0 +1,133 @@
+"""What `fit` keeps around the training step, so that the loop itself stays short.
+
+Introduced in `04_training.ipynb` (through `fit`). One `FitState` per run holds the history and
+the best weights (new, or resumed from a checkpoint), the step count, the clock and the time
+budget, the callbacks and why the run stopped; it writes the checkpoints through
+`segtutor.checkpoint`, with everything a resumed run needs to repeat the uninterrupted one exactly.
+Under torchrun its decisions (lr, stop) are taken over all processes, so all take the same ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from segtutor.checkpoint import (
+    cpu_state,
+    load_checkpoint,
+    restore_training_state,
+    run_metadata,
+    save_checkpoint,
+    training_state,
+)
+from segtutor.config import History, TrainConfig, call_callbacks, scheduled_lr
+from segtutor.distributed import max_over_processes
+
+__all__ = ["FitState"]
+
+
+class FitState:
+    """What `fit` keeps around the step: the history and the best weights (resumed from a
+    checkpoint or new), the step count, the clock and time budget, why it stopped.
+
+    Introduced in `04_training.ipynb` (through `fit`, which makes one per run).
+    """
+
+    def __init__(self, config: TrainConfig, callbacks: Iterable, model: nn.Module,
+                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                 train_loader: DataLoader, resume_from: str | os.PathLike | Mapping | None):
+        self.config, self.callbacks, self.model = config, list(callbacks), model
+        self.optimizer, self.scaler, self.train_loader = optimizer, scaler, train_loader
+        self.history, self.step, elapsed_s, best_state = History(), 0, 0.0, None
+        if resume_from is not None:
+            ckpt = resume_from if isinstance(resume_from, Mapping) else load_checkpoint(resume_from)
+            self.step, elapsed_s = restore_training_state(ckpt, model, optimizer, scaler,
+                                                          train_loader)
+            self.history = History.from_dict(ckpt["history"])
+            best_state = ckpt.get("best_model_state")  # only in a last-epoch checkpoint
+        self.best_miou = self.history.best_miou if len(self.history) else -math.inf
+        self.best_state = best_state or cpu_state(model)
+        self.meta = run_metadata(model, train_loader, config)
+        self.epoch, self.stop_reason = 0, "num_epochs"
+        self.total_steps = config.num_epochs * len(train_loader)
+        self.start = time.monotonic() - elapsed_s
+        self.val_seconds = 0.0  # the slowest validation pass so far, reserved at the end
+
+    def start_epoch(self, epoch: int) -> float:
+        """Note the epoch (a new shuffle under torchrun, the same in every process); its start."""
+        self.epoch = epoch
+        if isinstance(self.train_loader.sampler, DistributedSampler):
+            self.train_loader.sampler.set_epoch(epoch)
+        return time.monotonic()
+
+    def time_used(self) -> float:
+        """Fraction of the time budget spent, leaving room for one more validation pass."""
+        if self.config.time_budget_s is None:
+            return 0.0
+        budget = max(self.config.time_budget_s - self.val_seconds, 1e-9)
+        return (time.monotonic() - self.start) / budget
+
+    def lr_at(self, step: int) -> float:
+        """The scheduled lr at batches done or time used, whichever is further along.
+
+        Under torchrun, the slowest process's clock: all must use the same lr.
+        """
+        time_used = 0.0
+        if self.config.time_budget_s is not None:
+            time_used = max_over_processes(self.time_used())[0]
+        return scheduled_lr(self.config, max(step / self.total_steps, time_used))
+
+    def after_batch(self, step: int, loss: float) -> bool:
+        """Callbacks and the time budget after every step; True stops the run (every process)."""
+        self.step = step
+        callback_stop = call_callbacks(self.callbacks, "on_batch_end", self.epoch, step, loss)
+        # Under torchrun: stop if any process says so. One process stopping alone would leave
+        # the others waiting forever for its gradients.
+        callback_stop, out_of_time = max_over_processes(callback_stop, self.time_used() >= 1)
+        if callback_stop:
+            self.stop_reason = "callback"
+        elif out_of_time:
+            self.stop_reason = "time_budget"
+        return self.stop_reason != "num_epochs"
+
+    def keep_best(self, miou: float) -> bool:
+        """Keep a copy of the weights if `miou` is the best so far (NaN never is)."""
+        improved = not math.isnan(miou) and miou > self.best_miou
+        if improved:
+            self.best_miou, self.best_state = miou, cpu_state(self.model)
+        return improved
+
+    def write_checkpoints(self, improved: bool) -> None:
+        """The best epoch to `checkpoint_path`; this one, best weights inside, to the last."""
+        best_path, last_path = self.config.checkpoint_path, self.config.last_checkpoint_path
+        if (best_path is None or not improved) and last_path is None:
+            return
+        fields = dict(
+            **training_state(self.optimizer, self.scaler, self.train_loader, step=self.step,
+                             elapsed_s=time.monotonic() - self.start),
+            history=self.history.to_dict(), epoch=self.history.epoch[-1], **self.meta,
+        )
+        if best_path is not None and improved:
+            save_checkpoint(best_path, model_state=self.best_state, **fields)
+        if last_path is not None:
+            save_checkpoint(last_path, model_state=cpu_state(self.model),
+                            best_model_state=self.best_state, **fields)
+
+    def stop_after_epoch(self, early_stop: bool) -> bool:
+        """Callbacks' on_epoch_end, then `early_stop` (`should_stop`'s answer); True stops.
+
+        Every process takes the same decision: `early_stop` is computed from the same history.
+        """
+        history = self.history
+        callback_stop = call_callbacks(self.callbacks, "on_epoch_end", history.epoch[-1], history)
+        if max_over_processes(callback_stop)[0]:
+            self.stop_reason = "callback"
+        elif early_stop:
+            self.stop_reason = "early_stopping"
+        return self.stop_reason != "num_epochs"
