@@ -129,7 +129,10 @@ class Question:
         return compare_values(expected, got, name, self.atol, self.rtol, self.allow_numpy)
 
     def diagnose(self, expected: Any, got: Any) -> str | None:
-        """What to change, added to `compare`'s explanation of a wrong `got`; or None."""
+        """What to change, added to `compare`'s explanation of a wrong `got`; or None.
+
+        An exception here only means no note: a diagnosis may assume `got` has the right type.
+        """
         return None
 
     def run(self, answer: Callable[..., Any], case: Case) -> Any:
@@ -150,8 +153,8 @@ class Question:
         return answer(*case.args, **case.kwargs)
 
     def explain_error(self, error: Exception, case: Case) -> str | None:
-        """Why the learner's function raised `error` on `case` (e.g. "255 is not a class: leave
-        those pixels out first." when the case holds ignored pixels), or None for the plain error."""
+        """Why the learner's function raised `error` on `case` (e.g. "255 is not a class" when the
+        case holds ignored pixels), or None for the plain error."""
         return None
 
     def generator(self) -> torch.Generator:
@@ -272,7 +275,6 @@ class Question:
         # A custom compare may trip over an answer of a type nobody expected; explain, not crash.
         try:
             why = self.compare(expected, got, name)
-            note = why and self.diagnose(expected, got)
         except Incorrect as wrong:
             return str(wrong)
         except Exception as error:
@@ -280,6 +282,10 @@ class Question:
                 f"`{name}` could not be compared with the expected answer "
                 f"({type(error).__name__}: {error}); is it {a_type(expected)}?"
             )
+        try:
+            note = why and self.diagnose(expected, got)
+        except Exception:  # a diagnosis that does not fit this answer (e.g. not an array)
+            note = None
         return f"{why} {note}" if note else why
 
     def _changed_inputs(self, original: Case, theirs: Case) -> str | None:

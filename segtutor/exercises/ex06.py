@@ -1,9 +1,5 @@
-"""Exercises of 06_visualisation.ipynb: colour masks, count errors, find the worst images, overlay.
-
-In the notebook: `from segtutor.exercises import ex06 as ex`, then `ex.q1.check(colorize_mask)`,
-`ex.q2.check(error_counts)`, `ex.q3.check(worst_k_indices)`, `ex.q4.check(overlay_mask)`;
-`ex.qN.hint()`, `ex.qN.solution()`.
-"""
+"""Exercises of 06_visualisation.ipynb: `colorize_mask`, `error_counts`, `worst_k_indices`,
+`overlay_mask` (`ex.q1` to `ex.q4`)."""
 
 from __future__ import annotations
 
@@ -30,15 +26,12 @@ _PALETTES = {
 def _mask(g, shape, num_classes, ignored=0):
     mask = torch.randint(0, num_classes, shape, generator=g)
     if ignored:
-        flat = mask.view(-1)
-        flat[torch.randperm(flat.numel(), generator=g)[:ignored]] = IGNORE_INDEX
+        mask.view(-1)[torch.randperm(mask.numel(), generator=g)[:ignored]] = IGNORE_INDEX
     return mask
 
 
 def _as_numpy(x):
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return x
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
 
 
 class ColorizeMask(Question):
@@ -65,44 +58,53 @@ def colorize_mask(mask, palette, ignore_color=(255, 255, 255)):
     def cases(self):
         g = self.generator()
         yield Case(_mask(g, (4, 5), 3), _PALETTES[3], label="a 4x5 mask, 3 classes, no 255")
-        yield Case(_mask(g, (6, 6), 4, ignored=7), _PALETTES[4],
-                   label="a 6x6 mask, 4 classes, 7 pixels of 255")
-        yield Case(_mask(g, (3, 7), 5, ignored=4), _PALETTES[5], ignore_color=(255, 0, 255),
-                   label="a 3x7 mask, 5 classes, 4 pixels of 255, ignore_color=(255, 0, 255)")
+        label = "a 6x6 mask, 4 classes, 7 pixels of 255"
+        yield Case(_mask(g, (6, 6), 4, ignored=7), _PALETTES[4], label=label)
+        yield Case(
+            _mask(g, (3, 7), 5, ignored=4),
+            _PALETTES[5],
+            ignore_color=(255, 0, 255),
+            label="a 3x7 mask, 5 classes, 4 pixels of 255, ignore_color=(255, 0, 255)",
+        )
 
     def explain_error(self, error, case):
         if isinstance(error, IndexError) and (np.asarray(case.args[0]) == IGNORE_INDEX).any():
-            return ("The mask holds 255 (ignore), which is not a class: `palette[255]` does not "
-                    "exist. Give 255 its own colour, `ignore_color`.")
+            return (
+                "The mask holds 255 (ignore), which is not a class: `palette[255]` does not "
+                "exist. Give 255 its own colour, `ignore_color`."
+            )
         return None
 
     def compare(self, expected, got, name):
-        got_np = _as_numpy(got)
-        if isinstance(got_np, np.ndarray) and got_np.shape == (3, *expected.shape[:2]):
-            return (f"`{name}` has shape {got_np.shape}; matplotlib's `imshow` wants colours "
-                    f"last, `(H, W, 3)` = {expected.shape}.")
-        if isinstance(got_np, np.ndarray) and got_np.dtype != np.uint8 and \
-                got_np.shape == expected.shape:
-            scaled = " (values in 0..1?)" if got_np.max() <= 1 else ""
-            return (f"`{name}` has dtype {got_np.dtype}{scaled}; expected uint8 colours 0..255. "
-                    "Build the table with `dtype=np.uint8`.")
-        why = compare_values(expected, got_np, name, allow_numpy=True)
-        if why is None:
-            return None
-        mask = np.asarray(self.case.args[0])
-        ignored = mask == IGNORE_INDEX
-        if isinstance(got_np, np.ndarray) and got_np.shape == expected.shape and ignored.any():
-            right_elsewhere = np.array_equal(got_np[~ignored], expected[~ignored])
-            if right_elsewhere:
-                color = self.case.kwargs.get("ignore_color", (255, 255, 255))
-                return why + (f" The classes are right, but the pixels of 255 should be "
-                              f"`ignore_color` = {tuple(color)}; use the argument.")
-        return why
+        got = _as_numpy(got)
+        if isinstance(got, np.ndarray) and got.shape == (3, *expected.shape[:2]):
+            return (
+                f"`{name}` has shape {got.shape}; matplotlib's `imshow` wants colours "
+                f"last, `(H, W, 3)` = {expected.shape}."
+            )
+        if isinstance(got, np.ndarray) and got.shape == expected.shape and got.dtype != np.uint8:
+            scaled = " (values in 0..1?)" if got.max() <= 1 else ""
+            return (
+                f"`{name}` has dtype {got.dtype}{scaled}; expected uint8 colours 0..255. "
+                "Build the table with `dtype=np.uint8`."
+            )
+        return compare_values(expected, got, name, allow_numpy=True)
+
+    def diagnose(self, expected, got):
+        got, ignored = _as_numpy(got), np.asarray(self.case.args[0]) == IGNORE_INDEX
+        if got.shape == expected.shape and np.array_equal(got[~ignored], expected[~ignored]):
+            color = self.case.kwargs.get("ignore_color", (255, 255, 255))
+            return (
+                "The classes are right, but the pixels of 255 should be "
+                f"`ignore_color` = {tuple(color)}; use the argument."
+            )
+        return None
 
 
 def _error_counts(pred, mask, ignore_index=IGNORE_INDEX):
     valid = mask != ignore_index
-    return int(((pred == 1) & (mask == 0) & valid).sum()), int(((pred == 0) & (mask == 1) & valid).sum())
+    false_positives = int(((pred == 1) & (mask == 0) & valid).sum())
+    return false_positives, int(((pred == 0) & (mask == 1) & valid).sum())
 
 
 class ErrorCounts(Question):
@@ -130,8 +132,8 @@ def error_counts(pred, mask, ignore_index=255):
     def cases(self):
         g = self.generator()
         yield Case(_mask(g, (5, 6), 2), _mask(g, (5, 6), 2), label="a 5x6 pair, no 255")
-        yield Case(_mask(g, (8, 8), 2), _mask(g, (8, 8), 2, ignored=10),
-                   label="an 8x8 pair, 10 mask pixels of 255")
+        label = "an 8x8 pair, 10 mask pixels of 255"
+        yield Case(_mask(g, (8, 8), 2), _mask(g, (8, 8), 2, ignored=10), label=label)
         pred = torch.zeros(4, 6, dtype=torch.int64)
         pred[:, :2] = 1
         mask = torch.zeros(4, 6, dtype=torch.int64)
@@ -139,22 +141,15 @@ def error_counts(pred, mask, ignore_index=255):
         mask[0, :] = IGNORE_INDEX
         yield Case(pred, mask, label="a 4x6 pair: object on the left, first mask row all 255")
 
-    def compare(self, expected, got, name):
-        if isinstance(got, list):
-            got = tuple(got)
-        why = compare_values(expected, got, name)
-        if why is None:
-            return None
-        try:
-            values = tuple(int(v) for v in got)
-        except (TypeError, ValueError):
-            return why
+    def diagnose(self, expected, got):
         pred, mask = self.case.args[:2]
         loose = (int(((pred == 1) & (mask != 1)).sum()), int(((pred == 0) & (mask != 0)).sum()))
-        if values[0] == loose[0] != expected[0] or values[1] == loose[1] != expected[1]:
-            return why + (" Pixels whose mask is ignore_index (255) were counted as errors: "
-                          "they are neither background nor object, so leave them out.")
-        return why
+        if any(int(v) == w != e for v, w, e in zip(got, loose, expected, strict=True)):
+            return (
+                "Pixels whose mask is ignore_index (255) were counted as errors: "
+                "they are neither background nor object, so leave them out."
+            )
+        return None
 
 
 _BEST_FIRST = "Those are the best images, or the worst in reverse: lowest IoU first."
@@ -184,34 +179,34 @@ def worst_k_indices(per_image_iou, k):
 
     def cases(self):
         g = self.generator()
-        yield Case(torch.rand(8, generator=g, dtype=torch.float64), 3,
-                   label="8 IoUs, none NaN, k=3")
+        ious = torch.rand(8, generator=g, dtype=torch.float64)
+        yield Case(ious, 3, label="8 IoUs, none NaN, k=3")
         ious = torch.rand(10, generator=g, dtype=torch.float64)
         ious[[0, 4, 7]] = math.nan
-        yield Case(ious, 4, label=f"10 IoUs with NaN at 0, 4 and 7, k=4: "
-                                  f"{[round(v, 2) for v in ious.tolist()]}")
+        shown = [round(v, 2) for v in ious.tolist()]
+        yield Case(ious, 4, label=f"10 IoUs with NaN at 0, 4 and 7, k=4: {shown}")
         ious = torch.tensor([math.nan, 0.4, math.nan, 0.1, math.nan], dtype=torch.float64)
         yield Case(ious, 3, label="[nan, 0.4, nan, 0.1, nan], k=3: only 2 images measured")
 
     def compare(self, expected, got, name):
-        if isinstance(got, torch.Tensor | np.ndarray):
-            got = got.tolist()
-        if isinstance(got, tuple):
-            got = list(got)
-        ious, k = self.case.args
+        got = got.tolist() if isinstance(got, torch.Tensor | np.ndarray) else got
+        got = list(got) if isinstance(got, tuple) else got
         if isinstance(got, list) and got and all(isinstance(v, float) for v in got):
-            return (f"`{name}` holds floats ({got[0]:.4g}, ...): those look like IoU values. "
-                    "Return the indices of the images (their positions), as ints.")
+            return (
+                f"`{name}` holds floats ({got[0]:.4g}, ...): those look like IoU values. "
+                "Return the indices of the images (their positions), as ints."
+            )
         why = compare_values(expected, got, name)
-        if why is None:
-            return None
-        if not isinstance(got, list) or not all(isinstance(v, int) for v in got):
+        ious, k = self.case.args
+        if why is None or not isinstance(got, list) or not all(isinstance(v, int) for v in got):
             return why
         if any(math.isnan(ious[i]) for i in got if 0 <= i < len(ious)):
-            return why + (" It holds images whose IoU is NaN (nothing to score): skip them; "
-                          "NaN is neither good nor bad.")
+            return (
+                f"{why} It holds images whose IoU is NaN (nothing to score): skip them; "
+                "NaN is neither good nor bad."
+            )
         if len(got) != len(expected):
-            return why + f" Return at most k={k} indices (fewer if fewer images are measured)."
+            return f"{why} Return at most k={k} indices (fewer if fewer images are measured)."
         return why
 
 
@@ -236,10 +231,11 @@ def overlay_mask(image, mask, palette, alpha=0.5):
 
     atol, rtol = 1, 0  # truncating instead of rounding is fine
     mistakes = (
-        Mistake(lambda image, mask, palette, alpha: overlay(image, mask, palette, 1 - alpha),
-                "alpha is the weight of the MASK's colour: "
-                "`(1 - alpha) * image + alpha * colours`."),
-    )  # fmt: skip
+        Mistake(
+            lambda image, mask, palette, alpha: overlay(image, mask, palette, 1 - alpha),
+            "alpha is the weight of the MASK's colour: `(1 - alpha) * image + alpha * colours`.",
+        ),
+    )
 
     def reference(self, image, mask, palette, alpha=0.5):
         return overlay(image, mask, palette, alpha)
@@ -250,27 +246,33 @@ def overlay_mask(image, mask, palette, alpha=0.5):
         def image(h, w):
             return torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8).numpy()
 
-        yield Case(image(4, 5), _mask(g, (4, 5), 3), _PALETTES[3], 0.5,
-                   label="a 4x5 image and mask, 3 classes, alpha 0.5")
-        yield Case(image(6, 6), _mask(g, (6, 6), 4, ignored=5), _PALETTES[4], 0.3,
-                   label="a 6x6 image and mask with 5 pixels of 255, alpha 0.3")
+        label = "a 4x5 image and mask, 3 classes, alpha 0.5"
+        yield Case(image(4, 5), _mask(g, (4, 5), 3), _PALETTES[3], 0.5, label=label)
+        label = "a 6x6 image and mask with 5 pixels of 255, alpha 0.3"
+        yield Case(image(6, 6), _mask(g, (6, 6), 4, ignored=5), _PALETTES[4], 0.3, label=label)
 
     def compare(self, expected, got, name):
-        got_np = _as_numpy(got)
-        if not isinstance(got_np, np.ndarray) or got_np.shape != expected.shape:
-            return compare_values(expected, got_np, name, allow_numpy=True)
-        if got_np.dtype != np.uint8:
-            return (f"`{name}` has dtype {got_np.dtype}; expected uint8 (round, then "
-                    "`.astype(np.uint8)`).")
-        if np.abs(got_np.astype(int) - expected.astype(int)).max() <= self.atol:
+        got = _as_numpy(got)
+        if not isinstance(got, np.ndarray) or got.shape != expected.shape:
+            return compare_values(expected, got, name, allow_numpy=True)
+        if got.dtype != np.uint8:
+            return (
+                f"`{name}` has dtype {got.dtype}; expected uint8 (round, then "
+                "`.astype(np.uint8)`)."
+            )
+        if np.abs(got.astype(int) - expected.astype(int)).max() <= self.atol:
             return None
-        why = compare_tensors(expected, got_np, name)
+        return compare_tensors(expected, got, name)
+
+    def diagnose(self, expected, got):
         image, mask = self.case.args[0], np.asarray(self.case.args[1])
         objects = (mask != 0) & (mask != IGNORE_INDEX)
-        if not np.array_equal(got_np[~objects], image[~objects]):
-            return why + (" Background pixels (class 0) and ignored pixels (255) must keep the "
-                          "image's own colours: tint the object classes only.")
-        return why
+        if not np.array_equal(_as_numpy(got)[~objects], image[~objects]):
+            return (
+                "Background pixels (class 0) and ignored pixels (255) must keep the "
+                "image's own colours: tint the object classes only."
+            )
+        return None
 
 
 q1, q2, q3, q4 = ColorizeMask(), ErrorCounts(), WorstKIndices(), OverlayMask()
