@@ -204,8 +204,6 @@ class Callback:
         return None
 
 
-
-
 def call_callbacks(callbacks: Sequence[Any], hook: str, *args: Any) -> bool:
     """Call `hook` on every callback; True if any asked to stop. Plain functions are on_epoch_end.
 

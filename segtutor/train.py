@@ -69,7 +69,8 @@ __all__ = [
 ]
 
 # TEMPORARY, for segtutor/__init__.py until it imports these from their own modules: then delete.
-from segtutor.checkpoint import model_from_checkpoint  # noqa: E402, F401
+# (load_checkpoint, save_checkpoint: notebook 04 imports them from here until it is updated.)
+from segtutor.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402, F401
 from segtutor.data import make_loader  # noqa: E402, F401
 from segtutor.inference import predict  # noqa: E402, F401
 
@@ -282,8 +283,7 @@ def fit(
             better, `config.last_checkpoint_path`): continues from its epoch with its weights,
             optimizer, schedule position, history and random state. `config.num_epochs` counts
             from the start of the run, not from the checkpoint.
-        loss_fn: a loss module `(logits, masks) -> scalar`; default
-            `segtutor.losses.build_loss(config.loss, ...)`.
+        loss_fn: a loss `(logits, masks) -> scalar`; default `build_loss(config.loss, ...)`.
 
     Returns:
         The `History`. The model ends on the epoch with the best val mIoU, and
@@ -292,9 +292,8 @@ def fit(
     Raises:
         FloatingPointError: the loss became NaN or infinite (names the epoch and batch).
 
-    Under torchrun every process calls `fit` with the same arguments, `train_loader` from
-    `segtutor.data.make_loader(..., shuffle=True)` (each process its share). Callbacks run in
-    every process; one asking to stop stops them all.
+    Under torchrun every process calls `fit` with the same arguments (`train_loader` from
+    `make_loader(..., shuffle=True)`: each its share); one callback asking to stop stops all.
     """
     config = config or TrainConfig()
     device = choose_device(config.device)

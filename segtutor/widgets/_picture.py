@@ -1,10 +1,10 @@
 """What the viewers share: numpy composites made into PNG bytes, and the `Viewer` base class.
 
-Private to `segtutor.widgets` (the viewers' modules import from here; learners import the viewers).
-Every picture is a numpy composite of panels made from the plain functions of `segtutor.viz`,
-encoded as a PNG with PIL and put into one `ipywidgets.Image`: moving a slider redraws only that
-picture, no matplotlib figure per move. `Viewer` adds the static fallback (a picture and a note)
-for wherever widgets cannot run.
+Introduced in `06_visualisation.ipynb`, behind the viewers; private to `segtutor.widgets` (the
+viewers' modules import from here, learners import the viewers). Every picture is a numpy
+composite of panels made from the plain functions of `segtutor.viz`, encoded as a PNG with PIL and
+put into one `ipywidgets.Image`: moving a slider redraws only that picture, no matplotlib figure
+per move. `Viewer` adds the static fallback (a picture and a note) where widgets cannot run.
 """
 
 from __future__ import annotations
@@ -159,6 +159,8 @@ def in_kernel() -> bool:
 
 class Viewer:
     """What every viewer has: one `widget` (the whole viewer), a picture, a static fallback.
+
+    Introduced in `06_visualisation.ipynb` (`show()`, `static_figure()`, `current_image()`).
 
     A subclass builds `self.widget` around `self.image_widget` and implements `_rows()`: the
     panels shown, as rows of `(panels, titles)`, at the images' own resolution.
