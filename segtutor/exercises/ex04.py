@@ -1,9 +1,5 @@
-"""Exercises of 04_training.ipynb: one training epoch, early stopping, atomic saving, one-cycle lr.
-
-In the notebook: `from segtutor.exercises import ex04 as ex`, then
-`ex.q1.check(train_one_epoch)`, `ex.q2.check(should_stop)`, `ex.q3.check(atomic_save)`,
-`ex.q4.check(onecycle_lr)`; `ex.qN.hint()`, `ex.qN.solution()`.
-"""
+"""Exercises of 04_training.ipynb: `train_one_epoch`, `should_stop`, `atomic_save`, `onecycle_lr`
+(`ex.q1` to `ex.q4`)."""
 
 from __future__ import annotations
 
@@ -11,6 +7,7 @@ import io
 import math
 import os
 import tempfile
+from collections import OrderedDict
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -27,24 +24,15 @@ from segtutor.train import TrainConfig, scheduled_lr, should_stop, train_one_epo
 __all__ = ["q1", "q2", "q3", "q4"]
 
 
-class _TinyNet(nn.Module):
-    """A 2-layer segmentation net with BatchNorm: its output depends on train/eval mode."""
-
-    def __init__(self, num_classes: int = 3):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.norm = nn.BatchNorm2d(4)
-        self.head = nn.Conv2d(4, num_classes, 1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.norm(self.conv(images))))  # (N, C, H, W)
-
-
 def _setup(seed: int, num_images: int, batch_size: int, optimizer: str):
-    """A fresh tiny model (in eval mode, as after validation), loader, optimizer and loss."""
+    """A fresh tiny model (in eval mode, as after validation), loader, optimizer and loss.
+
+    The model has BatchNorm, so its output depends on train/eval mode.
+    """
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = _TinyNet()
+        conv, norm, head = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Conv2d(4, 3, 1)
+        model = nn.Sequential(OrderedDict(conv=conv, norm=norm, relu=nn.ReLU(), head=head))
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(num_images, 3, 6, 6, generator=g)  # (N, 3, 6, 6)
     masks = torch.randint(0, 3, (num_images, 6, 6), generator=g)  # (N, 6, 6) int64
@@ -85,6 +73,10 @@ def _wrong_epoch(*setup, train=True, zero_grad=True, step=True, average="images"
     return _result(model, averages[average])
 
 
+def _wrong(**mistake):
+    return partial(_wrong_epoch, **mistake)
+
+
 class TrainOneEpoch(Question):
     title = "One epoch of training that returns the mean loss per image"
     hints = (
@@ -113,19 +105,19 @@ def train_one_epoch(model, loader, optimizer, loss_fn):
     return loss_sum / num_images"""
     check_inplace = False
     mistakes = (
-        Mistake(partial(_wrong_epoch, step=False), "The weights did not change: call `optimizer.step()` "
+        Mistake(_wrong(step=False), "The weights did not change: call `optimizer.step()` "
                 "after `loss.backward()`."),
-        Mistake(partial(_wrong_epoch, zero_grad=False), "Call `optimizer.zero_grad()` for every batch: "
+        Mistake(_wrong(zero_grad=False), "Call `optimizer.zero_grad()` for every batch: "
                 "without it, each step uses the sum of the gradients of all the batches so far."),
-        Mistake(partial(_wrong_epoch, train=False), "Call `model.train()` first: the model arrived in "
+        Mistake(_wrong(train=False), "Call `model.train()` first: the model arrived in "
                 "eval mode (as it is after validation), so BatchNorm used its running "
                 "statistics and did not update them."),
-        Mistake(partial(_wrong_epoch, average="batches"), "That is the mean of the batch losses: the last "
+        Mistake(_wrong(average="batches"), "That is the mean of the batch losses: the last "
                 "batch is smaller, so weight each batch by its number of images "
                 "(`loss.item() * images.shape[0]`) and divide by the number of images."),
-        Mistake(partial(_wrong_epoch, average="sum"), "That is the sum of the batch losses: return the "
+        Mistake(_wrong(average="sum"), "That is the sum of the batch losses: return the "
                 "mean per image."),
-        Mistake(partial(_wrong_epoch, average="last"), "That is the loss of the last batch only: return "
+        Mistake(_wrong(average="last"), "That is the loss of the last batch only: return "
                 "the mean over the epoch."),
     )  # fmt: skip
 
@@ -134,10 +126,10 @@ def train_one_epoch(model, loader, optimizer, loss_fn):
         return _result(model, train_one_epoch(model, loader, loss_fn, opt))
 
     def cases(self):
-        yield Case(0, 8, 3, "sgd", label="a tiny net with BatchNorm, 8 images in batches of "
-                   "3, 3, 2, SGD with momentum; the model arrives in eval mode")
-        yield Case(1, 10, 4, "adam", label="a tiny net with BatchNorm, 10 images in batches of "
-                   "4, 4, 2, Adam; the model arrives in eval mode")
+        label = "a tiny net with BatchNorm, {} images in batches of {}"
+        label += "; the model arrives in eval mode"
+        yield Case(0, 8, 3, "sgd", label=label.format(8, "3, 3, 2, SGD with momentum"))
+        yield Case(1, 10, 4, "adam", label=label.format(10, "4, 4, 2, Adam"))
 
     def run(self, answer, case):
         model, loader, opt, loss_fn = _setup(*case.args)
@@ -155,8 +147,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn):
                     f"to {(value.float() - theirs).abs().max().item():.3g}): one forward, loss, "
                     "zero_grad, backward and step per batch, in the order of the loader."
                 )
-        return compare_values(expected["loss"], got["loss"], "the returned loss", self.atol,
-                              self.rtol)
+        return compare_values(expected["loss"], got["loss"], "the returned loss")
 
 
 def _stop_when(improves):
@@ -254,28 +245,27 @@ def atomic_save(obj, path):
         raise"""
     check_inplace = False
 
-    def reference(self, obj, label):
+    def reference(self, obj, overwrite):
         return "ok"
 
     def cases(self):
         g = self.generator()
-        yield Case({"model_state": {"w": torch.randn(3, 2, generator=g)}, "epoch": 4},
-                   "a new file", label="a dict of tensors, saved to a new file")
-        yield Case({"model_state": {"w": torch.randn(4, generator=g)}, "epoch": 7},
-                   "an existing file", label="a dict of tensors, saved over an older checkpoint")
+        obj = {"model_state": {"w": torch.randn(3, 2, generator=g)}, "epoch": 4}
+        yield Case(obj, False, label="a dict of tensors, saved to a new file")
+        obj = {"model_state": {"w": torch.randn(4, generator=g)}, "epoch": 7}
+        yield Case(obj, True, label="a dict of tensors, saved over an older checkpoint")
 
     def run(self, answer, case):
-        obj, label = case.args
-        old = {"model_state": {"w": torch.zeros(2)}, "epoch": 1}
+        obj, overwrite = case.args
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "run"
             folder.mkdir()
             path = folder / "best.pt"
-            if label == "an existing file":
-                torch.save(old, path)
+            if overwrite:
+                torch.save({"model_state": {"w": torch.zeros(2)}, "epoch": 1}, path)
             super().run(answer, Case(obj, path))
             self._check_written(folder, path, obj)
-            if label == "an existing file":
+            if overwrite:
                 self._check_crash(answer, folder, path, obj)
         return "ok"
 
@@ -365,8 +355,7 @@ def atomic_save(obj, path):
             )
 
 
-def _onecycle(step, total_steps, max_lr, *, shape="cosine", warmup=0.3, start_div=25.0,
-              end_div=25e4):
+def _onecycle(step, total_steps, max_lr, *, shape="cosine", warmup=0.3, start_div=25, end_div=25e4):
     """The one-cycle lr with one typical mistake (the right one is the library's `scheduled_lr`)."""
     p = min(max(step / total_steps, 0.0), 1.0)
     start, end = max_lr / start_div if start_div else 0.0, max_lr / end_div if end_div else 0.0
@@ -415,10 +404,9 @@ def onecycle_lr(step, total_steps, max_lr):
         return scheduled_lr(config, step / total_steps)
 
     def cases(self):
-        for step, total, max_lr in ((0, 100, 1e-2), (15, 100, 1e-2), (30, 100, 1e-2),
-                                    (64, 200, 3e-3), (100, 100, 1e-2), (7, 40, 1e-3),
-                                    (390, 400, 3e-3)):
-            yield Case(step, total, max_lr)
+        steps = ((0, 100, 1e-2), (15, 100, 1e-2), (30, 100, 1e-2), (64, 200, 3e-3))
+        steps += ((100, 100, 1e-2), (7, 40, 1e-3), (390, 400, 3e-3))  # (step, total, max_lr)
+        yield from (Case(*step) for step in steps)
 
 
 q1, q2, q3, q4 = TrainOneEpoch(), ShouldStop(), AtomicSave(), OneCycleLr()
