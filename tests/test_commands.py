@@ -171,3 +171,28 @@ def test_same_seed_same_numbers(scenes, tmp_path):
         runs.append(json.loads((tmp_path / name / "history.json").read_text()))
     assert runs[0]["train_loss"] == runs[1]["train_loss"]
     assert runs[0]["val_miou"] == runs[1]["val_miou"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--val-fraction", "0"], "--val-fraction: 0 is not between 0 and 1"),
+        (["--val-fraction", "1.5"], "--val-fraction: 1.5 is not between 0 and 1"),
+        (["--val-fraction", "1"], "--val-fraction: 1 is not between 0 and 1"),
+        (["--epochs", "0"], "--epochs: 0 is not a whole number of at least 1"),
+        (["--batch-size", "-1"], "--batch-size: -1 is not a whole number of at least 1"),
+        (["--size", "x"], "--size: 'x' is not a number"),
+        (["--lr", "nan"], "--lr: nan is not a number above 0"),
+        (["--lr", "-0.1"], "--lr: -0.1 is not a number above 0"),
+        (["--time-budget", "0"], "--time-budget: 0 is not a number above 0"),
+        (["--workers", "-2"], "--workers: -2 is not a whole number of 0 or more"),
+    ],
+)
+def test_impossible_numbers_are_a_usage_message(argv, expected, capsys, tmp_path):
+    # argparse exits 2 with one line naming the option, before any data is read or folder made
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--out", str(tmp_path / "run"), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_data_arguments"]
+__all__ = ["add_data_arguments", "count", "fraction", "positive_float", "positive_int"]
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,3 +24,46 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-cache", action="store_true",
         help="decode images from disk every epoch instead of keeping them in memory",
     )
+
+
+# Argument types: argparse turns their ArgumentTypeError into "error: argument --x: ..." and
+# exit code 2, so an impossible number is a usage message before any work starts.
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1 (epochs, batch size, pixels)."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of at least 1")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number of 0 or more (worker processes)."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number above 0 (seconds, a learning rate)."""
+    value = _number(text, float)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number above 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share strictly between 0 and 1: training needs images on both sides of a split."""
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (e.g. 0.2)")
+    return value
+
+
+def _number(text: str, kind: type) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None

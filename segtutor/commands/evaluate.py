@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
-from segtutor.commands.common import add_data_arguments
+from segtutor.commands.common import add_data_arguments, positive_int
 from segtutor.data import SegmentationDataset
 from segtutor.errors import DataError, Problem
 from segtutor.jsonio import json_ready
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val",
                         help="which split of a train/ + val/ folder to evaluate (default: val)")
     add_data_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
 

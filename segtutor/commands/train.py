@@ -21,7 +21,13 @@ from pathlib import Path
 
 import torch
 
-from segtutor.commands.common import add_data_arguments
+from segtutor.commands.common import (
+    add_data_arguments,
+    count,
+    fraction,
+    positive_float,
+    positive_int,
+)
 from segtutor.distributed import broadcast_from_main, is_main_process, process_group
 from segtutor.inference import predict
 from segtutor.jsonio import write_json
@@ -43,10 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_data_arguments(parser)
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, default=None,
+    length.add_argument("--epochs", type=positive_int, default=None,
                         help=f"passes over the training set (default: {default_epochs()})")
     length.add_argument(
-        "--time-budget", type=float, default=None, metavar="S",
+        "--time-budget", type=positive_float, default=None, metavar="S",
         help="train for S seconds of wall-clock time instead (validation included)",
     )
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<time>)")
@@ -58,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "after the best one); pass the same --epochs or --time-budget")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=default.preset,
                         help="U-Net size: 'course' is fast on a CPU, 'full' is the paper's")
-    parser.add_argument("--size", type=int, default=default.input_size,
+    parser.add_argument("--size", type=positive_int, default=default.input_size,
                         help="training input size in pixels: square crops at native resolution, "
                              "or whole images resized to it (see --input-mode)")
     parser.add_argument("--input-mode", choices=["auto", "resize", "crop"], default="auto",
@@ -71,9 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(a 1x1 head each, unused at prediction), which teaches shape "
                              "before colour (docs/benchmarks.md); --no-deep-supervision for the "
                              "plain U-Net")
-    parser.add_argument("--batch-size", type=int, default=default.batch_size,
+    parser.add_argument("--batch-size", type=positive_int, default=default.batch_size,
                         help="images per step (small batches: more steps per CPU second)")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    parser.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
     parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default=default.loss)
     parser.add_argument("--class-weights", choices=["none", "sqrt-median", "median", "inverse"],
                         default=default.class_weights,
@@ -81,9 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "learned (default: the square root of median-frequency weights; "
                              "without weights a rare class can be missed entirely, full "
                              "'median' weights over-predict rare classes)")
-    parser.add_argument("--val-fraction", type=float, default=default.val_fraction,
+    parser.add_argument("--val-fraction", type=fraction, default=default.val_fraction,
                         help="validation share when the folder has no train/ and val/ split")
-    parser.add_argument("--workers", type=int, default=default.num_workers,
+    parser.add_argument("--workers", type=count, default=default.num_workers,
                         help="DataLoader worker processes (0: load in the main process)")
     parser.add_argument("--device", default=default.device, help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
