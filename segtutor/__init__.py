@@ -28,7 +28,7 @@ from segtutor.inference import predict, predict_logits
 from segtutor.losses import CEDiceLoss, DiceLoss, build_loss, class_weights
 from segtutor.metrics import ConfusionMatrix, confusion_matrix
 from segtutor.model import UNet, build_unet, count_flops, count_parameters
-from segtutor.recipe import prepare
+from segtutor.recipe import RecipeOptions, Run, prepare
 from segtutor.runtime import choose_device, seed_everything
 from segtutor.settings import IGNORE_INDEX, quick_mode
 from segtutor.train import evaluate, fit, should_stop, train_one_epoch, validate
@@ -43,6 +43,8 @@ __all__ = [
     "DataError",
     "DiceLoss",
     "History",
+    "RecipeOptions",
+    "Run",
     "IGNORE_INDEX",
     "SegmentationDataset",
     "TrainConfig",
