@@ -215,6 +215,15 @@ def test_q3_float_counts():
     assert status == "incorrect" and "int64" in message
 
 
+def test_q3_shares_instead_of_counts():
+    def shares(masks, num_classes, ignore_index=255):
+        counts = torch.bincount(masks[masks != ignore_index], minlength=num_classes)
+        return counts.double() / counts.sum()
+
+    status, message = _verdict(ex.q3, shares)
+    assert status == "incorrect" and "look like shares" in message
+
+
 def test_q3_placeholder_is_not_attempted():
     def class_pixel_counts(masks, num_classes, ignore_index=255):
         raise NotImplementedError("your code here")

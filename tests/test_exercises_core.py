@@ -238,6 +238,28 @@ def test_explain_error_returning_none_shows_the_plain_error():
     assert "not a class" not in result.message
 
 
+class CountWithDiagnosis(CountPerClass):
+    """A `diagnose` note is added to the comparison's explanation; one that crashes adds none."""
+
+    def diagnose(self, expected, got):
+        if got.sum() == expected.sum() + (self.case.args[0] == 255).sum():
+            return "Leave the 255 pixels out."
+        return got.no_such_attribute
+
+
+def test_diagnose_adds_its_note_and_a_crashing_diagnosis_adds_none():
+    def with_255(mask, num_classes):
+        return torch.bincount(mask.where(mask != 255, 0).flatten(), minlength=num_classes)
+
+    result = CountWithDiagnosis().check(with_255, show=False)
+    assert result.status == "incorrect" and "Case 2 of 2" in result.message
+    assert "differs at 1 of 3 elements" in result.message
+    assert "Leave the 255 pixels out." in result.message
+    result = CountWithDiagnosis().check(lambda mask, num_classes: [1, 2, 1], show=False)
+    assert "should be a torch.Tensor, but it is a list" in result.message
+    assert "no_such_attribute" not in result.message and "could not be compared" not in result.message
+
+
 def test_wrong_number_of_parameters(q):
     result = q.check(lambda mask: 0)
     assert result.status == "incorrect" and "cannot be called with 2 argument(s)" in result.message

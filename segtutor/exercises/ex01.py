@@ -1,9 +1,5 @@
-"""Exercises of 01_data.ipynb: masks as tensors, pairing by stem, class pixel counts, resizing.
-
-In the notebook: `from segtutor.exercises import ex01 as ex`, then `ex.q1.check(mask_to_tensor)`,
-`ex.q2.check(pair_by_stem)`, `ex.q3.check(class_pixel_counts)`, `ex.q4.check(resize_mask)`;
-`ex.qN.hint()`, `ex.qN.solution()`.
-"""
+"""Exercises of 01_data.ipynb: `mask_to_tensor`, `pair_by_stem`, `class_pixel_counts`,
+`resize_mask` (`ex.q1` to `ex.q4`)."""
 
 from __future__ import annotations
 
@@ -14,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from segtutor.exercises.compare import compare_tensors, compare_values
+from segtutor.exercises.compare import compare_values
 from segtutor.exercises.core import Case, Question
 from segtutor.formats import IMAGE_EXTENSIONS, VOC_PALETTE
 from segtutor.settings import IGNORE_INDEX
@@ -70,52 +66,48 @@ def mask_to_tensor(pil_mask):
             label="a 32x48 greyscale mask with 21 classes",
         )
 
-    def compare(self, expected, got, name):
-        why = compare_tensors(expected, got, name)
-        if why is None or not isinstance(got, torch.Tensor | np.ndarray):
-            return why
-        got_t = torch.as_tensor(got)
-        squeezed = got_t.squeeze(0) if got_t.dim() == 3 and got_t.shape[0] == 1 else got_t
+    def diagnose(self, expected, got):
+        if not isinstance(got, torch.Tensor | np.ndarray):
+            return None
+        got = torch.as_tensor(got)
+        squeezed = got.squeeze(0) if got.dim() == 3 and got.shape[0] == 1 else got
         if squeezed.shape != expected.shape:
-            return why
+            return None
         extra = ""
-        if got_t.dim() == 3:
+        if got.dim() == 3:
             extra = (
-                " There is a channel axis: masks are `(H, W)`, so `squeeze(0)` it (or use "
-                "`np.array`, which has none)."
+                "There is a channel axis: masks are `(H, W)`, so `squeeze(0)` it (or use "
+                "`np.array`, which has none). "
             )
         scaled = expected.double() / 255
         if squeezed.is_floating_point() and torch.allclose(squeezed.double(), scaled, atol=1e-6):
             return (
-                why + extra + " The values are the labels divided by 255: `ToTensor` scales images "
+                f"{extra}The values are the labels divided by 255: `ToTensor` scales images "
                 "to [0, 1]. A mask must keep its class indices."
             )
-        if not squeezed.is_floating_point() and torch.equal(squeezed.long(), scaled.long()):
+        squeezed = squeezed.long()
+        if not got.is_floating_point() and torch.equal(squeezed, scaled.long()):
             return (
-                why + " Every label became 0 (and 255 became 1): that is `ToTensor`'s "
+                "Every label became 0 (and 255 became 1): that is `ToTensor`'s "
                 "division by 255 followed by `.long()`, which truncates."
             )
         pil_mask = self.case.args[0]
         if pil_mask.mode == "P":
-            grey = torch.from_numpy(np.array(pil_mask.convert("L"))).long()
-            if torch.equal(squeezed.long(), grey):
+            if torch.equal(squeezed, torch.from_numpy(np.array(pil_mask.convert("L"))).long()):
                 return (
-                    why + " This is a palette mask: `.convert('L')` turned its colours into "
+                    "This is a palette mask: `.convert('L')` turned its colours into "
                     "brightness values. `np.array(pil_mask)` gives the palette indices, "
                     "which are the classes."
                 )
-            rgb = np.array(pil_mask.convert("RGB"))
-            if squeezed.shape == expected.shape and torch.equal(
-                squeezed.long(), torch.from_numpy(rgb[..., 0].astype(np.int64))
-            ):
-                return why + " These are the red values of the palette colours, not the indices."
-        if torch.equal(squeezed.long(), expected):
-            return why + (
-                extra
-                or " The values are right: convert with `.long()`; "
+            red = np.array(pil_mask.convert("RGB"))[..., 0].astype(np.int64)
+            if torch.equal(squeezed, torch.from_numpy(red)):
+                return "These are the red values of the palette colours, not the indices."
+        if torch.equal(squeezed, expected):
+            return extra.strip() or (
+                "The values are right: convert with `.long()`; "
                 "`CrossEntropyLoss` needs int64 class indices."
             )
-        return why + extra
+        return extra.strip()
 
 
 def _stem_map(names: list[str]) -> dict[str, str]:
@@ -275,38 +267,35 @@ def class_pixel_counts(masks, num_classes, ignore_index=255):
         yield Case(sparse, 3, ignore_index=IGNORE_INDEX,
                    label="3 masks 10x10, almost all ignored; class 2 absent")  # fmt: skip
 
-    def compare(self, expected, got, name):
-        why = compare_tensors(expected, got, name)
-        if why is None or not isinstance(got, torch.Tensor | np.ndarray):
-            return why
-        got_t = torch.as_tensor(got)
+    def diagnose(self, expected, got):
+        if not isinstance(got, torch.Tensor | np.ndarray):
+            return None
+        got = torch.as_tensor(got)
         masks, num_classes = self.case.args
         ignored = int((masks == IGNORE_INDEX).sum())
-        if got_t.dim() == 1 and got_t.numel() == 256:
-            return why + " 256 entries: 255 was counted as a class. Drop the ignored pixels first."
-        if got_t.dim() == 1 and got_t.numel() < num_classes:
+        if got.dim() == 1 and got.numel() == 256:
+            return "256 entries: 255 was counted as a class. Drop the ignored pixels first."
+        if got.dim() == 1 and got.numel() < num_classes:
             return (
-                why + f" A class with no pixels still needs its 0: there are {num_classes} "
+                f"A class with no pixels still needs its 0: there are {num_classes} "
                 "classes (`minlength=num_classes`)."
             )
-        if got_t.shape == expected.shape and got_t.is_floating_point():
-            if torch.allclose(got_t.double(), expected.double()):
-                return (
-                    why + " The counts are right but should be int64 (`torch.bincount` "
-                    "gives that; `histc` gives floats)."
-                )
-            if torch.allclose(got_t.double().sum(), torch.tensor(1.0, dtype=torch.float64)):
-                return why + " These look like shares; the question asks for pixel counts."
-        if (
-            got_t.shape == expected.shape
-            and ignored
-            and int(got_t.sum()) == int(expected.sum()) + ignored
-        ):
+        if got.shape != expected.shape:
+            return None
+        if got.is_floating_point() and torch.allclose(got.double(), expected.double()):
             return (
-                why + f" The counts add up to {int(got_t.sum())}, which includes the "
+                "The counts are right but should be int64 (`torch.bincount` "
+                "gives that; `histc` gives floats)."
+            )
+        one = torch.ones((), dtype=torch.float64)
+        if got.is_floating_point() and torch.allclose(got.double().sum(), one):
+            return "These look like shares; the question asks for pixel counts."
+        if ignored and int(got.sum()) == int(expected.sum()) + ignored:
+            return (
+                f"The counts add up to {int(got.sum())}, which includes the "
                 f"{ignored} ignored pixels: leave out pixels equal to `ignore_index`."
             )
-        return why
+        return None
 
 
 def _nearest_variants(mask: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
@@ -354,31 +343,31 @@ def resize_mask(mask, size):
                 torch.equal(got_t, v) for v in _nearest_variants(mask, tuple(size))
             ):
                 return None
-        why = compare_values(expected, got, name)
-        if why is None or not isinstance(got, torch.Tensor | np.ndarray):
-            return why
-        got_t = torch.as_tensor(got)
-        if tuple(got_t.shape) == tuple(size)[::-1] and size[0] != size[1]:
+        return compare_values(expected, got, name)
+
+    def diagnose(self, expected, got):
+        if not isinstance(got, torch.Tensor | np.ndarray):
+            return None
+        got, (mask, size) = torch.as_tensor(got), self.case.args
+        if tuple(got.shape) == tuple(size)[::-1] and size[0] != size[1]:
             return (
-                why + " Height and width are swapped: `size` is `(height, width)` (PIL's "
+                "Height and width are swapped: `size` is `(height, width)` (PIL's "
                 "`resize` takes `(width, height)`)."
             )
-        if got_t.dim() == 4 and tuple(got_t.shape[-2:]) == tuple(size):
-            return why + " Remove the batch and channel axes again: `[0, 0]`."
-        if got_t.shape != expected.shape:
-            return why
-        values = set(mask.unique().tolist())
-        new = sorted(set(torch.unique(got_t.double()).tolist()) - values)
+        if got.dim() == 4 and tuple(got.shape[-2:]) == tuple(size):
+            return "Remove the batch and channel axes again: `[0, 0]`."
+        if got.shape != expected.shape:
+            return None
+        new = sorted(set(torch.unique(got.double()).tolist()) - set(mask.unique().tolist()))
         if new:
-            shown = ", ".join(f"{v:g}" for v in new[:5])
+            shown = ", ".join(f"{v:g}" for v in new[:5]) + (", ..." if len(new) > 5 else "")
             return (
-                why + f" Values that are no label of the mask appear ({shown}"
-                f"{', ...' if len(new) > 5 else ''}): the interpolation averaged "
-                "labels. Use `mode='nearest'`."
+                f"Values that are no label of the mask appear ({shown}): the interpolation "
+                "averaged labels. Use `mode='nearest'`."
             )
-        if got_t.dtype != torch.int64:
-            return why + " Class indices are int64: `.long()` the result."
-        return why
+        if got.dtype != torch.int64:
+            return "Class indices are int64: `.long()` the result."
+        return None
 
 
 q1, q2, q3, q4 = MaskToTensor(), PairByStem(), ClassPixelCounts(), ResizeMask()
