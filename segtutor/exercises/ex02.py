@@ -1,8 +1,5 @@
-"""Exercises of 02_unet.ipynb: convolution parameters, the DoubleConv block, the Up padding.
-
-In the notebook: `from segtutor.exercises import ex02 as ex`, then `ex.q1.check(count_conv_params)`,
-`ex.q2.check(double_conv)`, `ex.q3.check(pad_to_match)`; `ex.qN.hint()`, `ex.qN.solution()`.
-"""
+"""Exercises of 02_unet.ipynb: `count_conv_params`, `double_conv`, `pad_to_match` (`ex.q1` to
+`ex.q3`)."""
 
 from __future__ import annotations
 
@@ -223,21 +220,20 @@ def pad_to_match(x, skip):
             skip = torch.randn(2, c + 1, sh, sw, generator=g)
             yield Case(x, skip, label=f"x {tuple(x.shape)}, skip {tuple(skip.shape)}")
 
-    def compare(self, expected, got, name):
-        why = compare_tensors(expected, got, name)
-        if why is None or not isinstance(got, torch.Tensor) or got.ndim != 4:
-            return why
+    def diagnose(self, expected, got):
+        if not isinstance(got, torch.Tensor) or got.ndim != 4:
+            return None
         x, skip = self.case.args
         d_y, d_x = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
         if got.shape[1] == x.shape[1] + skip.shape[1]:
-            return why + " Return only the padded `x`; `Up` concatenates it with the skip later."
+            return "Return only the padded `x`; `Up` concatenates it with the skip later."
         if got.shape[1] != x.shape[1]:
-            return why + " Pad `x` itself (keep its channels); leave the skip alone."
+            return "Pad `x` itself (keep its channels); leave the skip alone."
         if d_x != d_y and got.shape[2:] == (x.shape[2] + d_x, x.shape[3] + d_y):
-            return why + " `F.pad` takes the LAST dimension first: [left, right, top, bottom]."
+            return "`F.pad` takes the LAST dimension first: [left, right, top, bottom]."
         if got.shape != expected.shape:
-            return why + " `x` should come out with the skip's height and width."
-        return why + " Pad with zeros (`F.pad`'s default), half of the difference on each side."
+            return "`x` should come out with the skip's height and width."
+        return "Pad with zeros (`F.pad`'s default), half of the difference on each side."
 
 
 q1, q2, q3 = CountConvParams(), DoubleConvQuestion(), PadToMatch()

@@ -1,9 +1,5 @@
-"""Exercises of 03_losses.ipynb: cross-entropy by hand, class weights, soft Dice with ignore.
-
-In the notebook: `from segtutor.exercises import ex03 as ex`, then
-`ex.q1.check(pixel_cross_entropy)`, `ex.q2.check(median_frequency_weights)`,
-`ex.q3.check(soft_dice_loss)`; `ex.qN.hint()`, `ex.qN.solution()`.
-"""
+"""Exercises of 03_losses.ipynb: `pixel_cross_entropy`, `median_frequency_weights`,
+`soft_dice_loss` (`ex.q1` to `ex.q3`)."""
 
 from __future__ import annotations
 
@@ -24,8 +20,7 @@ def _logits_and_masks(g, n, c, h, w, ignored=0, absent=None):
     if absent is not None:
         masks[masks == absent] = (absent + 1) % c
     if ignored:
-        flat = masks.view(-1)
-        flat[torch.randperm(flat.numel(), generator=g)[:ignored]] = IGNORE_INDEX
+        masks.view(-1)[torch.randperm(masks.numel(), generator=g)[:ignored]] = IGNORE_INDEX
     return logits, masks
 
 
@@ -127,12 +122,10 @@ def median_frequency_weights(pixel_counts):
         yield Case(torch.tensor([70, 30]))
         yield Case(torch.tensor([12000, 1500, 800, 600, 100]))
 
-    def compare(self, expected, got, name):
-        why = compare_tensors(expected, got, name, self.atol, self.rtol)
-        right_values = isinstance(got, torch.Tensor) and not compare_tensors(expected, got.float())
-        if why and right_values and got.dtype != expected.dtype:
-            return why + " The values are right: convert with `.float()`."
-        return why
+    def diagnose(self, expected, got):
+        if got.dtype != expected.dtype and not compare_tensors(expected, got.float()):
+            return "The values are right: convert with `.float()`."
+        return None
 
 
 def _freq(counts):
