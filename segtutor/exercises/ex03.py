@@ -24,6 +24,13 @@ def _logits_and_masks(g, n, c, h, w, ignored=0, absent=None):
     return logits, masks
 
 
+def _case(g, n, c, h, w, ignored=0, absent=None):
+    """A `Case` of random logits `(n, c, h, w)` and masks, labelled with what it holds."""
+    label = f"logits {(n, c, h, w)}" + (f", class {absent} absent" if absent is not None else "")
+    label += f", {ignored} pixels with mask 255" if ignored else ", no ignored pixel"
+    return Case(*_logits_and_masks(g, n, c, h, w, ignored, absent), label=label)
+
+
 def _cross_entropy(logits, masks, reduction="none", ignore_index=IGNORE_INDEX):
     return F.cross_entropy(logits, masks, ignore_index=ignore_index, reduction=reduction)
 
@@ -72,11 +79,7 @@ def pixel_cross_entropy(logits, masks, ignore_index=255):
 
     def cases(self):
         g = self.generator()
-        yield Case(*_logits_and_masks(g, 2, 3, 4, 5), label="logits (2, 3, 4, 5), no ignored pixel")
-        yield Case(*_logits_and_masks(g, 1, 4, 3, 3, ignored=3),
-                   label="logits (1, 4, 3, 3), 3 pixels with mask 255")
-        yield Case(*_logits_and_masks(g, 3, 2, 4, 4, ignored=10),
-                   label="logits (3, 2, 4, 4), 10 pixels with mask 255")
+        yield from (_case(g, 2, 3, 4, 5), _case(g, 1, 4, 3, 3, 3), _case(g, 3, 2, 4, 4, 10))
 
     def explain_error(self, error, case):
         if (case.args[1] == IGNORE_INDEX).any():
@@ -198,11 +201,8 @@ def soft_dice_loss(logits, masks, ignore_index=255, smooth=1.0):
 
     def cases(self):
         g = self.generator()
-        yield Case(*_logits_and_masks(g, 2, 3, 5, 4), label="logits (2, 3, 5, 4), no ignored pixel")
-        yield Case(*_logits_and_masks(g, 2, 4, 4, 4, ignored=6, absent=2),
-                   label="logits (2, 4, 4, 4), class 2 absent, 6 pixels with mask 255")
-        yield Case(*_logits_and_masks(g, 1, 2, 6, 6, ignored=12),
-                   label="logits (1, 2, 6, 6), 12 pixels with mask 255")
+        yield from (_case(g, 2, 3, 5, 4), _case(g, 2, 4, 4, 4, 6, absent=2))
+        yield _case(g, 1, 2, 6, 6, 12)
         logits, masks = _logits_and_masks(g, 3, 3, 4, 4)
         masks[0] = 0  # image 0 holds only background: per-image Dice would differ
         yield Case(logits, masks, smooth=0.5,
@@ -210,9 +210,11 @@ def soft_dice_loss(logits, masks, ignore_index=255, smooth=1.0):
 
     def explain_error(self, error, case):
         if (case.args[1] == IGNORE_INDEX).any():
-            return ("This case has pixels whose mask is 255 (ignore): `F.one_hot` cannot take "
-                    "255 with fewer classes. Replace them by 0 first (`masks.where(valid, 0)`), "
-                    "then zero them out of both the one-hot masks and the probabilities.")
+            return (
+                "This case has pixels whose mask is 255 (ignore): `F.one_hot` cannot take "
+                "255 with fewer classes. Replace them by 0 first (`masks.where(valid, 0)`), "
+                "then zero them out of both the one-hot masks and the probabilities."
+            )
         return None
 
 
