@@ -1,7 +1,8 @@
 """segtutor: semantic segmentation with a U-Net in PyTorch, the reference code of the course.
 
-One module per concept, each introduced in a notebook. The layers, from the files up (a module
-uses only those above it in this list; tests/test_architecture.py checks it):
+Introduced in `01_data.ipynb`. One module per concept, each introduced in a notebook. The
+layers, from the files up (a module uses only those above it in this list;
+tests/test_architecture.py checks it):
 
 - Data: `formats` (file formats: images, masks, dataset.json), `checks` (every problem of a
   dataset folder, found at once), `data` (`SegmentationDataset`, splits, loaders),

@@ -1,8 +1,11 @@
 """The command line: `python -m segtutor {check-data,train,evaluate,predict,make-samples}`.
 
+Introduced in `01_data.ipynb`, which runs `check-data` through `main`.
+
 Each sub-command is one module of `segtutor.commands` (argparse and printing only) that exposes
-two functions, `add_arguments(parser)` and `run(args) -> int`. This file only dispatches and turns the errors a
-user can fix (`DataError`, `CheckpointError`) into one clear message and exit code 2.
+two functions, `add_arguments(parser)` and `run(args) -> int`. This file only dispatches and
+turns the errors a user can fix (`DataError`, `CheckpointError`) into one clear message and exit
+code 2.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command line (`argv`, default `sys.argv[1:]`); return the exit code.
+
+    Introduced in `01_data.ipynb` (`cli.main(["check-data", folder])`). 0 is success, 2 a
+    problem the user can fix (the message is printed, no traceback), 130 an interrupt.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -1,6 +1,7 @@
 """Training on several processes with PyTorch's DistributedDataParallel (DDP), started by torchrun.
 
-Introduced in the README ("Training on several GPUs or machines"). The command
+Introduced in `04_training.ipynb` (the loop that runs here on several processes), and in the
+README ("Training on several GPUs or machines"), which no notebook runs. The command
 
     torchrun --nproc_per_node=N -m segtutor train ...
 
@@ -64,12 +65,17 @@ __all__ = [
 
 
 def launched_by_torchrun() -> bool:
-    """True when this process was started by `torchrun` (it sets `RANK` and `WORLD_SIZE`)."""
+    """True when this process was started by `torchrun` (it sets `RANK` and `WORLD_SIZE`).
+
+    Introduced in `04_training.ipynb`.
+    """
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def init_distributed() -> bool:
     """Join the process group torchrun describes; True if this process is now in one.
+
+    Introduced in `04_training.ipynb`.
 
     The backend is NCCL when CUDA is available (each process takes the GPU number `LOCAL_RANK`
     on its machine) and gloo otherwise (CPUs). Not started by torchrun: does nothing, False.
@@ -90,7 +96,10 @@ def init_distributed() -> bool:
 
 
 def cleanup() -> None:
-    """Leave the process group (`destroy_process_group`); nothing to do outside one."""
+    """Leave the process group (`destroy_process_group`); nothing to do outside one.
+
+    Introduced in `04_training.ipynb`.
+    """
     if is_distributed():
         dist.destroy_process_group()
 
@@ -98,6 +107,8 @@ def cleanup() -> None:
 @contextmanager
 def process_group() -> Iterator[bool]:
     """`with process_group():` joins torchrun's process group for the block and always leaves it.
+
+    Introduced in `04_training.ipynb`.
 
     Yields True when distributed. A group made by the caller before the block is left to the
     caller. Outside torchrun the block runs as a plain single process.
@@ -118,27 +129,42 @@ def process_group() -> Iterator[bool]:
 
 
 def is_distributed() -> bool:
-    """True inside an initialised process group (several processes working together)."""
+    """True inside an initialised process group (several processes working together).
+
+    Introduced in `04_training.ipynb`.
+    """
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
-    """This process's number, 0..world_size()-1 (0 in a single process)."""
+    """This process's number, 0..world_size()-1 (0 in a single process).
+
+    Introduced in `04_training.ipynb`.
+    """
     return dist.get_rank() if is_distributed() else 0
 
 
 def world_size() -> int:
-    """How many processes train together (1 in a single process)."""
+    """How many processes train together (1 in a single process).
+
+    Introduced in `04_training.ipynb`.
+    """
     return dist.get_world_size() if is_distributed() else 1
 
 
 def is_main_process() -> bool:
-    """True for rank 0, the one process that prints and writes files (and in a single process)."""
+    """True for rank 0, the one process that prints and writes files (and in a single process).
+
+    Introduced in `04_training.ipynb`.
+    """
     return rank() == 0
 
 
 def barrier() -> None:
-    """Wait until every process gets here (e.g. until rank 0 has written the checkpoint)."""
+    """Wait until every process gets here (e.g. until rank 0 has written the checkpoint).
+
+    Introduced in `04_training.ipynb`.
+    """
     if is_distributed():
         dist.barrier()
 
@@ -165,6 +191,8 @@ def _all_reduce(values: tuple[float, ...], op: str) -> tuple[float, ...]:
 def sum_over_processes(*values: float) -> tuple[float, ...]:
     """Each value summed over all processes (one all-reduce for all of them).
 
+    Introduced in `04_training.ipynb`.
+
     Example (the mean training loss over every process's images):
         >>> loss_sum, num_images = sum_over_processes(loss_sum, num_images)
     """
@@ -174,6 +202,8 @@ def sum_over_processes(*values: float) -> tuple[float, ...]:
 def max_over_processes(*values: float) -> tuple[float, ...]:
     """Each value's maximum over all processes; for flags, "did any process say yes?".
 
+    Introduced in `04_training.ipynb`.
+
     Every process must call it at the same point, and all get the same answer: this is how
     they agree to stop together (one stopping alone would leave the others waiting forever
     in the next gradient all-reduce).
@@ -182,7 +212,10 @@ def max_over_processes(*values: float) -> tuple[float, ...]:
 
 
 def broadcast_from_main(value: Any) -> Any:
-    """Rank 0's `value` in every process (any picklable object), e.g. the run folder's name."""
+    """Rank 0's `value` in every process (any picklable object), e.g. the run folder's name.
+
+    Introduced in `04_training.ipynb`.
+    """
     if not is_distributed():
         return value
     box = [value]
@@ -192,6 +225,8 @@ def broadcast_from_main(value: Any) -> Any:
 
 def broadcast_buffers(model: nn.Module) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every process, in place.
+
+    Introduced in `04_training.ipynb`.
 
     DDP keeps the weights identical, but each process updates its BatchNorm running statistics
     from its own batches (DDP copies rank 0's at the start of each forward pass, so after the last
@@ -208,6 +243,8 @@ def broadcast_buffers(model: nn.Module) -> None:
 
 def wrap_ddp(model: nn.Module, device: torch.device, train_loader: DataLoader) -> nn.Module:
     """`model` in `DistributedDataParallel`, which averages the gradients during backward.
+
+    Introduced in `04_training.ipynb`.
 
     `fit` trains through the wrapper and keeps `model` itself for validation (the shares of the
     val set differ in length, and DDP's forward would wait for the others) and for checkpoints
@@ -247,6 +284,8 @@ class _EveryNth(Sampler):
 
 def shard_loader(loader: DataLoader) -> DataLoader:
     """This process's share of `loader`: every world_size()-th batch, starting at batch rank().
+
+    Introduced in `04_training.ipynb`.
 
     Unlike `DistributedSampler`, which pads the dataset with repeated samples so that every
     process gets the same number, the shares here are disjoint and cover the loader exactly once:

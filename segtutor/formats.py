@@ -220,6 +220,8 @@ def _as_color(value: Sequence[int]) -> Color:
 def decode_image(path: str | Path) -> np.ndarray:
     """Read any supported image as RGB uint8, shape `(H, W, 3)`.
 
+    Introduced in `01_data.ipynb`.
+
     Greyscale, palette and RGBA (alpha dropped) become RGB. 16-bit images are scaled from their
     full range 0..65535 to 0..255, so that every image of a dataset is scaled the same way (an
     image that uses only 12 of its 16 bits looks dark: rescale such images yourself).

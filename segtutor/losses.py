@@ -1,6 +1,6 @@
 """Losses for semantic segmentation: cross-entropy, soft Dice, and their sum.
 
-Introduced in 03_losses.ipynb. Every loss takes `logits` `(N, C, H, W)` (raw scores, no
+Introduced in `03_losses.ipynb`. Every loss takes `logits` `(N, C, H, W)` (raw scores, no
 softmax) and `masks` `(N, H, W)` int64 class indices, and skips the pixels whose mask value is
 `ignore_index` (255: object borders, unlabelled pixels).
 
@@ -48,6 +48,8 @@ def _as_weight_tensor(weight: torch.Tensor | Sequence[float] | None) -> torch.Te
 
 class DiceLoss(nn.Module):
     """Multi-class soft Dice loss from logits: 1 - mean over classes of soft Dice.
+
+    Introduced in `03_losses.ipynb`.
 
     For each class c, with p the softmax probability of c and g = 1 where the mask says c:
 
@@ -110,6 +112,8 @@ class DiceLoss(nn.Module):
 class CEDiceLoss(nn.Module):
     """`ce_weight * cross-entropy + dice_weight * DiceLoss`, both skipping `ignore_index`.
 
+    Introduced in `03_losses.ipynb`.
+
     Args:
         ce_weight: factor on the cross-entropy term.
         dice_weight: factor on the Dice term.
@@ -142,6 +146,8 @@ class CEDiceLoss(nn.Module):
 
 class DeepSupervisionLoss(nn.Module):
     """`loss(logits) + sum_k weight_k * loss(aux_k)` for a model with auxiliary outputs.
+
+    Introduced in `03_losses.ipynb`.
 
     Takes what a `UNet(deep_supervision=True)` returns: `(logits, aux)` in training mode, the
     logits alone in eval mode (then it is `loss` itself, so validation losses stay comparable).
@@ -185,6 +191,8 @@ def build_loss(
 ) -> nn.Module:
     """The loss called `name`: "ce", "dice" or "ce+dice".
 
+    Introduced in `03_losses.ipynb`.
+
     Args:
         name: one of `LOSS_NAMES`.
         num_classes: if given, `class_weights` must have this many entries.
@@ -216,6 +224,8 @@ def class_weights(
     ignore_zero: bool = True,
 ) -> torch.Tensor:
     """One cross-entropy weight per class from the number of pixels of each class.
+
+    Introduced in `03_losses.ipynb`.
 
     With `freq_c = pixel_counts[c] / sum(pixel_counts)`:
 

@@ -1,6 +1,6 @@
 """Segmentation metrics from one confusion matrix accumulated over the whole dataset.
 
-Introduced in 05_evaluation.ipynb. The confusion matrix `cm` is `(C, C)` int64 with rows = truth
+Introduced in `05_evaluation.ipynb`. The confusion matrix `cm` is `(C, C)` int64 with rows = truth
 and columns = prediction: `cm[t, p]` counts the pixels of class t predicted as p. For class c:
 
     TP = cm[c, c]    FN = row c minus TP    FP = column c minus TP
@@ -42,6 +42,8 @@ def confusion_matrix(
     preds: torch.Tensor, masks: torch.Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
     """Count (truth, prediction) pairs over every pixel whose mask is not `ignore_index`.
+
+    Introduced in `05_evaluation.ipynb`.
 
     One `torch.bincount` does it: pixel (t, p) lands in bin `num_classes * t + p`, which is
     entry `[t, p]` of the matrix once the bins are reshaped to `(C, C)`.
@@ -87,7 +89,10 @@ def confusion_matrix(
 
 
 def iou_from_confusion(cm: torch.Tensor) -> torch.Tensor:
-    """Per-class IoU `TP / (TP + FP + FN)`, float64 `(C,)`; NaN for a class seen nowhere."""
+    """Per-class IoU `TP / (TP + FP + FN)`, float64 `(C,)`; NaN for a class seen nowhere.
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     cm = cm.double()
     tp = cm.diagonal()
     union = cm.sum(dim=0) + cm.sum(dim=1) - tp  # TP + FP + FN
@@ -95,25 +100,36 @@ def iou_from_confusion(cm: torch.Tensor) -> torch.Tensor:
 
 
 def dice_from_confusion(cm: torch.Tensor) -> torch.Tensor:
-    """Per-class Dice `2 TP / (2 TP + FP + FN)`, float64 `(C,)`; NaN for a class seen nowhere."""
+    """Per-class Dice `2 TP / (2 TP + FP + FN)`, float64 `(C,)`; NaN for a class seen nowhere.
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     cm = cm.double()
     tp = cm.diagonal()
     return 2 * tp / (cm.sum(dim=0) + cm.sum(dim=1))  # 2TP+FP+FN = predicted + true pixels
 
 
 def pixel_accuracy_from_confusion(cm: torch.Tensor) -> float:
-    """Fraction of valid pixels predicted right (NaN for an empty matrix)."""
+    """Fraction of valid pixels predicted right (NaN for an empty matrix).
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     total = cm.sum().item()
     return cm.diagonal().sum().item() / total if total else math.nan
 
 
 def mean_ignoring_nan(values: torch.Tensor) -> float:
-    """Mean of the non-NaN entries, as a float; NaN if every entry is NaN."""
+    """Mean of the non-NaN entries, as a float; NaN if every entry is NaN.
+
+    Introduced in `05_evaluation.ipynb`.
+    """
     return torch.nanmean(values.double()).item()
 
 
 class ConfusionMatrix:
     """A confusion matrix accumulated batch by batch, and the metrics computed from it.
+
+    Introduced in `05_evaluation.ipynb`.
 
     Args:
         num_classes: C.

@@ -1,6 +1,6 @@
 """The U-Net (Ronneberger et al., 2015), built from four named parts.
 
-Introduced in 02_unet.ipynb. The parts follow the figure of the paper:
+Introduced in `02_unet.ipynb`. The parts follow the figure of the paper:
 
     images ─ DoubleConv ─────────────────────────────────────── Up ─ OutConv ─ logits
                  └─ Down ───────────────────────────────── Up ─┘
@@ -41,7 +41,10 @@ __all__ = [
 
 
 class DoubleConv(nn.Module):
-    """(conv 3x3 => BatchNorm => ReLU) * 2; keeps height and width."""
+    """(conv 3x3 => BatchNorm => ReLU) * 2; keeps height and width.
+
+    Introduced in `02_unet.ipynb`.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, mid_channels: int | None = None):
         super().__init__()
@@ -61,7 +64,10 @@ class DoubleConv(nn.Module):
 
 
 class Down(nn.Module):
-    """MaxPool 2x2 => DoubleConv; (N, in, H, W) -> (N, out, H // 2, W // 2)."""
+    """MaxPool 2x2 => DoubleConv; (N, in, H, W) -> (N, out, H // 2, W // 2).
+
+    Introduced in `02_unet.ipynb`.
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
@@ -73,6 +79,8 @@ class Down(nn.Module):
 
 class Up(nn.Module):
     """Upsample x 2 => pad to the skip's size => concat [skip, x] => DoubleConv.
+
+    Introduced in `02_unet.ipynb`.
 
     Args:
         in_channels: channels after the concatenation (skip channels + upsampled channels).
@@ -108,7 +116,10 @@ class Up(nn.Module):
 
 
 class OutConv(nn.Module):
-    """1x1 conv: features to one score (logit) per class; (N, in, H, W) -> (N, C, H, W)."""
+    """1x1 conv: features to one score (logit) per class; (N, in, H, W) -> (N, C, H, W).
+
+    Introduced in `02_unet.ipynb`.
+    """
 
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
@@ -121,7 +132,7 @@ class OutConv(nn.Module):
 class UNet(nn.Module):
     """U-Net for semantic segmentation: images in, one logit per class and pixel out.
 
-    Introduced in 02_unet.ipynb.
+    Introduced in `02_unet.ipynb`.
 
     Args:
         in_channels: channels of the input images (3 for RGB).
@@ -266,6 +277,8 @@ def build_unet(
 ) -> UNet:
     """A `UNet` of a named size from `PRESETS` ("full", "course" or "tiny").
 
+    Introduced in `02_unet.ipynb`.
+
     Example:
         >>> model = build_unet("course", num_classes=4)
     """
@@ -276,12 +289,17 @@ def build_unet(
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (BatchNorm running statistics are buffers, not counted)."""
+    """Number of trainable parameters (BatchNorm running statistics are buffers, not counted).
+
+    Introduced in `02_unet.ipynb`.
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def count_flops(model: nn.Module, input_size: tuple[int, ...] = (1, 3, 128, 128)) -> int:
     """Floating-point operations of one forward pass, counted by torch's `FlopCounterMode`.
+
+    Introduced in `02_unet.ipynb`.
 
     A multiply-add counts as 2 FLOPs. Only the matrix-like operations (convolutions, linear
     layers) are counted; BatchNorm, ReLU and pooling are cheap next to them. Backward costs

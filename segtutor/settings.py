@@ -1,5 +1,7 @@
 """Project-wide constants and the one quick-mode switch.
 
+Introduced in `01_data.ipynb`.
+
 `SEGTUTOR_QUICK=1` makes every notebook, test and command shrink its epochs and data so that the
 whole course runs in seconds on a CPU. It is read here and nowhere else.
 """
@@ -17,6 +19,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def quick_mode() -> bool:
     """True when the environment variable `SEGTUTOR_QUICK` is set to a true value.
+
+    Introduced in `01_data.ipynb`.
 
     Read at call time (not import time) so a notebook can switch it in its Setup cell.
     """

@@ -1,6 +1,7 @@
 """Pictures of masks, predictions, errors, training curves and confusion matrices.
 
-Introduced in the data notebook (colorize, overlay) and the training and evaluation notebooks.
+Introduced in `01_data.ipynb` (`colorize`, `overlay`), then `05_evaluation.ipynb`
+(`plot_confusion`) and `06_visualisation.ipynb` (predictions, errors, training curves).
 Which images a model gets worst (`worst_k`) is a question for `segtutor.inference`; this module
 only draws.
 
@@ -69,7 +70,10 @@ _DPI = 80  # small figures keep notebooks small
 
 
 def make_palette(num_classes: int) -> list[Color]:
-    """`num_classes` colours: Okabe-Ito first, then matplotlib's tab20 for more than 8 classes."""
+    """`num_classes` colours: Okabe-Ito first, then matplotlib's tab20 for more than 8 classes.
+
+    Introduced in `01_data.ipynb`.
+    """
     from matplotlib import colormaps
 
     colors = list(DEFAULT_PALETTE)
@@ -88,6 +92,8 @@ def _numpy(x: Any) -> np.ndarray:
 
 def colorize(mask: Any, palette: Sequence[Sequence[int]] | None = None) -> np.ndarray:
     """Colour image of a mask: class c drawn as `palette[c]`, 255 (ignore) drawn white.
+
+    Introduced in `01_data.ipynb`.
 
     Args:
         mask: class indices `(H, W)`, a tensor or an array.
@@ -119,6 +125,8 @@ def colorize(mask: Any, palette: Sequence[Sequence[int]] | None = None) -> np.nd
 def to_uint8_image(image: Any) -> np.ndarray:
     """Any image the course handles -> uint8 `(H, W, 3)` for plotting.
 
+    Introduced in `01_data.ipynb`.
+
     Accepts uint8 `(3, H, W)` or `(H, W, 3)`, float in [0, 1], or float normalised with the
     ImageNet mean and std (recognised by values outside [0, 1], then denormalised).
     """
@@ -147,6 +155,8 @@ def overlay(
 ) -> np.ndarray:
     """The image with the mask's colours blended in; uint8 `(H, W, 3)`.
 
+    Introduced in `01_data.ipynb`.
+
     Pixels of class `background` (default 0) and ignored pixels keep the image's own colours,
     so only the objects are tinted. `alpha` is the weight of the mask's colour.
     """
@@ -164,6 +174,8 @@ def overlay(
 def error_map(pred: Any, mask: Any, ignore_index: int = IGNORE_INDEX, background: int = 0
               ) -> np.ndarray:
     """Where the prediction is wrong, and how; uint8 `(H, W, 3)` coloured by `ERROR_COLORS`.
+
+    Introduced in `06_visualisation.ipynb`.
 
     With `background` as the negative class (class 0 by default):
       - correct: prediction equals the mask (black);
@@ -190,7 +202,10 @@ def legend_handles(
     palette: Sequence[Sequence[int]] | None = None,
     include_ignore: bool = False,
 ) -> list[Patch]:
-    """Legend patches, one per class (and "ignore" if asked): `ax.legend(handles=...)`."""
+    """Legend patches, one per class (and "ignore" if asked): `ax.legend(handles=...)`.
+
+    Introduced in `01_data.ipynb`.
+    """
     palette = palette if palette is not None else make_palette(len(class_names))
     items = list(zip(class_names, palette, strict=False))
     if include_ignore:
@@ -207,6 +222,8 @@ def plot_predictions(
     max_rows: int = 4,
 ) -> Figure:
     """A grid with one row per image: image / ground truth / prediction / error map.
+
+    Introduced in `06_visualisation.ipynb`.
 
     Args:
         images: `(N, 3, H, W)` (normalised float, float in [0, 1], or uint8) or a list of images
@@ -262,6 +279,8 @@ def _valid_max(mask: Any) -> int:
 def plot_history(history: Any) -> Figure:
     """Training curves: train and val loss (left), val mIoU with the best epoch marked (right).
 
+    Introduced in `06_visualisation.ipynb`.
+
     Args:
         history: a `segtutor.config.History` (what `fit` returns) or its `to_dict()`.
     """
@@ -297,6 +316,8 @@ def plot_confusion(
     normalize: str | None = "true",
 ) -> Figure:
     """Heatmap of a confusion matrix: rows = true class, columns = predicted class.
+
+    Introduced in `05_evaluation.ipynb`.
 
     Args:
         cm: a `segtutor.metrics.ConfusionMatrix`, or a `(C, C)` tensor or array of counts.

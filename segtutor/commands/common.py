@@ -1,4 +1,7 @@
-"""What the commands share: the options that say how to read a dataset folder."""
+"""What the commands share: the options that say how to read a dataset folder.
+
+Introduced in `04_training.ipynb`.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def positive_int(text: str) -> int:
-    """An integer of at least 1 (epochs, batch size, pixels)."""
+    """An integer of at least 1 (epochs, batch size, pixels). Introduced in `04_training.ipynb`."""
     value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a whole number of at least 1")
@@ -39,7 +42,7 @@ def positive_int(text: str) -> int:
 
 
 def count(text: str) -> int:
-    """A whole number of 0 or more (worker processes)."""
+    """A whole number of 0 or more (worker processes). Introduced in `04_training.ipynb`."""
     value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not a whole number of 0 or more")
@@ -47,7 +50,7 @@ def count(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """A number above 0 (seconds, a learning rate)."""
+    """A number above 0 (seconds, a learning rate). Introduced in `04_training.ipynb`."""
     value = _number(text, float)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a number above 0")
@@ -55,7 +58,10 @@ def positive_float(text: str) -> float:
 
 
 def fraction(text: str) -> float:
-    """A share strictly between 0 and 1: training needs images on both sides of a split."""
+    """A share strictly between 0 and 1: training needs images on both sides of a split.
+
+    Introduced in `04_training.ipynb`.
+    """
     value = _number(text, float)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (e.g. 0.2)")

@@ -1,5 +1,7 @@
 """Exercises that check themselves, one module per notebook (`ex01` ... `ex06`).
 
+Introduced in `01_data.ipynb`.
+
 In a notebook: `from segtutor.exercises import ex01 as ex`, then `ex.q1.check(my_fn)`,
 `ex.q1.hint()`, `ex.q1.solution()`. How to write a question: see `segtutor.exercises.core`;
 `compare` explains wrong values, `feedback` shows the verdict.

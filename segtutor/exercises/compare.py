@@ -1,5 +1,7 @@
 """How an answer differs from the expected one, in one sentence a learner can act on.
 
+Introduced in `01_data.ipynb`.
+
 Each `compare_*` returns None when `got` matches `expected`, else one short explanation.
 """
 
@@ -24,6 +26,8 @@ def compare_tensors(
     allow_numpy: bool = False,
 ) -> str | None:
     """Explain how tensor `got` differs from `expected` (type, shape, dtype, NaNs, values).
+
+    Introduced in `01_data.ipynb`.
 
     Floating values match within `atol + rtol * |expected|`; integer and bool values exactly.
     With `allow_numpy`, a numpy array is accepted where a tensor is expected (and vice versa)
@@ -88,6 +92,8 @@ def compare_values(
 ) -> str | None:
     """Explain how `got` differs from `expected`, for tensors, arrays, numbers and containers.
 
+    Introduced in `01_data.ipynb`.
+
     Tensors and arrays go to `compare_tensors`. Python numbers accept a 0-d tensor or numpy
     scalar (learners often return `(mask == c).sum()`), but an `int` question refuses a float.
     Tuples, lists and dicts are compared element by element, naming the element (`output[1]`).
@@ -143,7 +149,10 @@ def _compare_numbers(expected: float, got: Any, name: str, atol: float, rtol: fl
 
 def same_value(expected: Any, got: Any, atol: float, rtol: float) -> bool:
     """True when `got` equals `expected` within `atol`/`rtol`, whatever the dtype or container
-    (a tensor for a list, float32 for float64, a 1-element tensor for a number)."""
+    (a tensor for a list, float32 for float64, a 1-element tensor for a number).
+
+    Introduced in `01_data.ipynb`.
+    """
     if isinstance(expected, Mapping):
         return (
             isinstance(got, Mapping)
@@ -172,7 +181,10 @@ def same_value(expected: Any, got: Any, atol: float, rtol: float) -> bool:
 
 
 def describe(value: Any, max_elements: int = 25) -> str:
-    """A one-line description of an input: small tensors in full, large ones by shape and dtype."""
+    """A one-line description of an input: small tensors in full, large ones by shape and dtype.
+
+    Introduced in `01_data.ipynb`.
+    """
     if isinstance(value, torch.Tensor | np.ndarray):
         numel = value.size if isinstance(value, np.ndarray) else value.numel()
         if numel <= max_elements:
@@ -183,12 +195,19 @@ def describe(value: Any, max_elements: int = 25) -> str:
 
 
 def short(value: Any, limit: int = 80) -> str:
+    """`repr(value)` on one line, cut to `limit` characters: how messages quote a value.
+
+    Introduced in `01_data.ipynb`.
+    """
     text = " ".join(repr(value).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def a_type(value: Any) -> str:
-    """'a torch.Tensor', 'None', 'an int (3)': how messages name the type of a value."""
+    """'a torch.Tensor', 'None', 'an int (3)': how messages name the type of a value.
+
+    Introduced in `01_data.ipynb`.
+    """
     if value is None:
         return "None"
     if isinstance(value, torch.Tensor):

@@ -1,5 +1,7 @@
 """Exercises that check themselves: `Question`, its hidden `Case`s and its table of `Mistake`s.
 
+Introduced in `01_data.ipynb`.
+
 A notebook author adds a question to `segtutor/exercises/exNN.py` in a few declarative lines::
 
     class CountPixels(Question):
@@ -42,11 +44,16 @@ __all__ = ["Case", "Incorrect", "Mistake", "Question", "questions"]
 
 
 class Incorrect(Exception):
-    """Raise from `Question.run` or `Question.compare` to report a wrong answer with a message."""
+    """Raise from `Question.run` or `Question.compare` to report a wrong answer with a message.
+
+    Introduced in `01_data.ipynb`.
+    """
 
 
 class Case:
     """One hidden input: the positional and keyword arguments the answer is called with.
+
+    Introduced in `01_data.ipynb`.
 
     `Case(mask, 1)` calls `answer(mask, 1)`; `label` replaces the automatic description of the
     inputs in messages (useful when the inputs are large, e.g. "a 64x64 mask with no class 2").
@@ -66,7 +73,10 @@ class Case:
 
 class Mistake(NamedTuple):
     """A typical wrong answer: `answer` reproduces it (same signature as `reference`), `note`
-    says what to change. When a wrong answer gives what `answer` gives, the note is shown."""
+    says what to change. When a wrong answer gives what `answer` gives, the note is shown.
+
+    Introduced in `01_data.ipynb`.
+    """
 
     answer: Callable[..., Any]
     note: str
@@ -74,6 +84,8 @@ class Mistake(NamedTuple):
 
 class Question:
     """Base class of one exercise; subclass it, set the attributes, write `reference` and `cases`.
+
+    Introduced in `01_data.ipynb`.
 
     Class attributes:
         title: one line naming the task, shown with every verdict.
@@ -337,7 +349,10 @@ class Question:
 
 
 def questions(module: ModuleType) -> dict[str, Question]:
-    """The questions of an exercise module by name, e.g. `{"q1": ..., "q2": ...}`."""
+    """The questions of an exercise module by name, e.g. `{"q1": ..., "q2": ...}`.
+
+    Introduced in `01_data.ipynb`.
+    """
     return {name: q for name, q in vars(module).items() if isinstance(q, Question)}
 
 

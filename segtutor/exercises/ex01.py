@@ -1,5 +1,8 @@
 """Exercises of 01_data.ipynb: `mask_to_tensor`, `pair_by_stem`, `class_pixel_counts`,
-`resize_mask` (`ex.q1` to `ex.q4`)."""
+`resize_mask` (`ex.q1` to `ex.q4`).
+
+Introduced in `01_data.ipynb`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Exercises of 02_unet.ipynb: `count_conv_params`, `double_conv`, `pad_to_match` (`ex.q1` to
-`ex.q3`)."""
+`ex.q3`).
+
+Introduced in `02_unet.ipynb`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Exercises of 03_losses.ipynb: `pixel_cross_entropy`, `median_frequency_weights`,
-`soft_dice_loss` (`ex.q1` to `ex.q3`)."""
+`soft_dice_loss` (`ex.q1` to `ex.q3`).
+
+Introduced in `03_losses.ipynb`.
+"""
 
 from __future__ import annotations
 

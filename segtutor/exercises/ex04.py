@@ -1,5 +1,8 @@
 """Exercises of 04_training.ipynb: `train_one_epoch`, `should_stop`, `atomic_save`, `onecycle_lr`
-(`ex.q1` to `ex.q4`)."""
+(`ex.q1` to `ex.q4`).
+
+Introduced in `04_training.ipynb`.
+"""
 
 from __future__ import annotations
 

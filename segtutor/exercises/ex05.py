@@ -1,5 +1,8 @@
 """Exercises of 05_evaluation.ipynb: a confusion matrix by hand, IoU from it, mIoU, Dice from IoU
-(`ex.q1` to `ex.q4`)."""
+(`ex.q1` to `ex.q4`).
+
+Introduced in `05_evaluation.ipynb`.
+"""
 
 from __future__ import annotations
 

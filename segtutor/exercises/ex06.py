@@ -1,5 +1,8 @@
 """Exercises of 06_visualisation.ipynb: `colorize_mask`, `error_counts`, `worst_k_indices`,
-`overlay_mask` (`ex.q1` to `ex.q4`)."""
+`overlay_mask` (`ex.q1` to `ex.q4`).
+
+Introduced in `06_visualisation.ipynb`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""What the learner sees: the verdict (HTML in Jupyter, text elsewhere), their errors in brief."""
+"""What the learner sees: the verdict (HTML in Jupyter, text elsewhere), their errors in brief.
+
+Introduced in `01_data.ipynb`.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ _COLOURS = {"correct": "#1a7f37", "incorrect": "#cf222e", "not_attempted": "#9a6
 
 class CheckResult:
     """The verdict of `Question.check`: truthy when correct, with the message that was shown.
+
+    Introduced in `01_data.ipynb`.
 
     Attributes:
         status: "correct", "incorrect" or "not_attempted" (the placeholder is still there).
@@ -58,7 +63,10 @@ class CheckResult:
 
 
 def show(text: str, rich: str, mimetype: str) -> None:
-    """Rich output in IPython/Jupyter (with the plain text alongside), `print` elsewhere."""
+    """Rich output in IPython/Jupyter (with the plain text alongside), `print` elsewhere.
+
+    Introduced in `01_data.ipynb`.
+    """
     try:  # IPython is imported here, not at the top: the package must work without it
         from IPython import get_ipython
         from IPython.display import display
@@ -72,7 +80,10 @@ def show(text: str, rich: str, mimetype: str) -> None:
 
 
 def is_stub(fn: Any) -> bool:
-    """True for a function whose body is only `...`, `pass` or a docstring: not written yet."""
+    """True for a function whose body is only `...`, `pass` or a docstring: not written yet.
+
+    Introduced in `01_data.ipynb`.
+    """
     code = getattr(fn, "__code__", None)
     if code is None:
         return False
@@ -97,13 +108,19 @@ def _is_learners(frame: traceback.FrameSummary) -> bool:
 
 
 def raised_by_learner(error: BaseException) -> bool:
-    """True when the innermost frame is the learner's (their `raise`, not torch's)."""
+    """True when the innermost frame is the learner's (their `raise`, not torch's).
+
+    Introduced in `01_data.ipynb`.
+    """
     frames = traceback.extract_tb(error.__traceback__)
     return bool(frames) and _is_learners(frames[-1])
 
 
 def explain_exception(error: BaseException, max_lines: int = 6) -> str:
-    """'ValueError: msg' plus the learner's last line, without the whole traceback."""
+    """'ValueError: msg' plus the learner's last line, without the whole traceback.
+
+    Introduced in `01_data.ipynb`.
+    """
     # Some torch errors run to dozens of lines (dispatcher tables); the first few say what matters.
     lines = str(error).splitlines()
     text = f"{type(error).__name__}: " + "\n".join(

@@ -1,5 +1,7 @@
 """Build the student version of the notebooks: worked solutions replaced by placeholders.
 
+Introduced in `01_data.ipynb`.
+
 The committed notebooks hold the worked solutions, marked like this in a code cell tagged
 `solution`::
 
@@ -45,6 +47,8 @@ _REVEALING_CALL = re.compile(r"\.(check|solution)\(")
 def strip_solutions(source: str, whole_cell: bool = False) -> str:
     """Replace every `# BEGIN SOLUTION` ... `# END SOLUTION` block of `source` by a placeholder.
 
+    Introduced in `01_data.ipynb`.
+
     Args:
         source: the code of one cell.
         whole_cell: replace the whole cell when it has no markers (a cell tagged `solution`).
@@ -77,6 +81,8 @@ def strip_solutions(source: str, whole_cell: bool = False) -> str:
 
 def make_student_version(src_ipynb: str | Path, dst_ipynb: str | Path) -> int:
     """Write the student version of notebook `src_ipynb` to `dst_ipynb`.
+
+    Introduced in `01_data.ipynb`.
 
     Returns:
         The number of cells whose solution was replaced.

@@ -54,7 +54,10 @@ _STATIC_MAX_WIDTH = 512  # the static fallback picture stored in notebooks stays
 
 
 def hstack(panels: Sequence[np.ndarray]) -> np.ndarray:
-    """Panels `(H, W_i, 3)` side by side with a thin white gap; uint8 `(H, sum W_i + gaps, 3)`."""
+    """Panels `(H, W_i, 3)` side by side with a thin white gap; uint8 `(H, sum W_i + gaps, 3)`.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     height = max(p.shape[0] for p in panels)
     gap = np.full((height, _GAP, 3), _GAP_COLOR, np.uint8)
     parts: list[np.ndarray] = []
@@ -67,7 +70,10 @@ def hstack(panels: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def vstack(rows: Sequence[np.ndarray]) -> np.ndarray:
-    """Rows of the same width one above the other with a thin white gap."""
+    """Rows of the same width one above the other with a thin white gap.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     gap = np.full((_GAP, rows[0].shape[1], 3), _GAP_COLOR, np.uint8)
     parts: list[np.ndarray] = []
     for row in rows:
@@ -76,7 +82,10 @@ def vstack(rows: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def blend(image: np.ndarray, colors: np.ndarray, where: np.ndarray, alpha: float) -> np.ndarray:
-    """`image` with `colors` mixed in at weight `alpha` where `where` is True; uint8 `(H, W, 3)`."""
+    """`image` with `colors` mixed in at weight `alpha` where `where` is True; uint8 `(H, W, 3)`.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     out = image.copy()
     mixed = (1 - alpha) * image[where].astype(np.float32) + alpha * colors[where]
     out[where] = mixed.round().astype(np.uint8)
@@ -85,6 +94,8 @@ def blend(image: np.ndarray, colors: np.ndarray, where: np.ndarray, alpha: float
 
 def boundaries(mask: np.ndarray) -> np.ndarray:
     """True on pixels whose right or lower neighbour has another label: the outline of each region.
+
+    Introduced in `06_visualisation.ipynb`.
 
     Shape `(H, W)` bool, for a mask `(H, W)`.
     """
@@ -99,7 +110,10 @@ def boundaries(mask: np.ndarray) -> np.ndarray:
 
 
 def compose(rows: Sequence[tuple[list[np.ndarray], list[str]]], scale: float) -> Image.Image:
-    """Rows of panels, each panel resized by `scale` with its title above: a PIL image to encode."""
+    """Rows of panels, each panel resized by `scale` with its title above: a PIL image to encode.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     # Nearest keeps class colours pure when enlarging; box filtering when shrinking.
     resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BOX
     pictures = []
@@ -128,25 +142,38 @@ def compose(rows: Sequence[tuple[list[np.ndarray], list[str]]], scale: float) ->
 
 
 def to_png(picture: Image.Image) -> bytes:
+    """The PNG bytes of `picture`, what an `ipywidgets.Image` shows.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", compress_level=1)  # fast: redrawn on every slider move
     return buffer.getvalue()
 
 
 def swatch(color: Sequence[int], size: int = 12) -> str:
-    """HTML for a small square of one colour (legends, tables)."""
+    """HTML for a small square of one colour (legends, tables).
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     r, g, b = (int(c) for c in color)
     return (f'<span style="display:inline-block;width:{size}px;height:{size}px;'
             f'background:rgb({r},{g},{b});border:1px solid #888;vertical-align:middle"></span>')
 
 
 def legend_html(items: dict[str, Color]) -> str:
-    """HTML for a one-line legend: a swatch and a name per entry."""
+    """HTML for a one-line legend: a swatch and a name per entry.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     return " &nbsp; ".join(f"{swatch(c)} {name}" for name, c in items.items())
 
 
 def in_kernel() -> bool:
-    """True inside a running IPython kernel (JupyterLab, Notebook, VS Code), where widgets work."""
+    """True inside a running IPython kernel (JupyterLab, Notebook, VS Code), where widgets work.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     try:
         from IPython import get_ipython
     except ImportError:
@@ -242,7 +269,10 @@ class Viewer:
 
 def browse_controls(count: int, description: str, continuous: bool
                     ) -> tuple[W.IntSlider, W.Button, W.Button]:
-    """The slider over `count` items and its previous / next buttons, wired to it."""
+    """The slider over `count` items and its previous / next buttons, wired to it.
+
+    Introduced in `06_visualisation.ipynb`.
+    """
     slider = W.IntSlider(value=0, min=0, max=max(count - 1, 0), description=description,
                          continuous_update=continuous, layout=W.Layout(width="360px"))
     previous = W.Button(description="previous", icon="arrow-left", layout=W.Layout(width="100px"))
