@@ -157,8 +157,7 @@ class DeepSupervisionLoss(nn.Module):
         loss: the loss of each output, e.g. `build_loss("ce+dice", ...)`.
         weights: one factor per auxiliary output, ordered as `aux` (deepest first). Default:
             1/2 for each. (nnU-Net halves the weight with every level down; on the bundled
-            scenes 1/2 each learned faster: val mIoU 0.911 and 0.918 against 0.899 and 0.899
-            for 1/8, 1/4, 1/2, seeds 0 and 1, 65 s of training.)
+            scenes 1/2 each learned faster, see docs/benchmarks.md.)
 
     Shape:
         outputs: logits (N, C, H, W), or (logits, [aux (N, C, H, W), ...]); masks (N, H, W)

@@ -12,7 +12,8 @@ Each `Down` halves the height and width and doubles the channels; each `Up` doub
 and width, concatenates the encoder features of the same size (the skip connection) and halves
 the channels. With `base_width=64, depth=4` the channels are 64, 128, 256, 512, 1024: the
 full U-Net of the tutorial (31.0 M parameters). `PRESETS["course"]` has the same figure with
-1/8 of the channels (0.49 M parameters), about 60 times faster to train on a 2-core laptop CPU.
+1/8 of the channels (0.49 M parameters), many times faster to train on a laptop CPU (the
+measured speeds are in docs/benchmarks.md).
 
 `UNet(deep_supervision=True)` adds a 1x1 head to every coarser `Up`, whose predictions are
 trained too (see `UNet`); `python -m segtutor train` uses it by default.
@@ -256,13 +257,13 @@ class UNet(nn.Module):
 
 PRESETS: dict[str, dict] = {
     # The tutorial's U-Net: 64..1024 channels, 31.0 M parameters, 24 GFLOPs per 128x128 image;
-    # about 1 image/s of training on a 2-core CPU.
+    # too slow to train on a CPU in a notebook's time.
     "full": dict(base_width=64, depth=4, bilinear=False),
     # The course default: the same figure with 1/8 of the channels (8..128), 0.49 M parameters,
-    # 0.38 GFLOPs per image; about 60 images/s of training (128x128, batch 16) on 2 cores.
-    # Wider presets learned no faster per second of CPU in our runs: they see fewer images.
+    # 0.38 GFLOPs per image. Wider presets learned no faster per second of CPU in our runs:
+    # they see fewer images (docs/benchmarks.md).
     "course": dict(base_width=8, depth=4, bilinear=False),
-    # One level less (8..64 channels): 0.12 M parameters, ~75 images/s; for quick checks.
+    # One level less (8..64 channels): 0.12 M parameters, a little faster; for quick checks.
     "tiny": dict(base_width=8, depth=3, bilinear=False),
 }
 """Named U-Net sizes for `build_unet`; see the module docstring for what each costs."""
