@@ -6,7 +6,8 @@ tests/test_architecture.py checks it):
 
 - Data: `formats` (file formats: images, masks, dataset.json), `checks` (every problem of a
   dataset folder, found at once), `data` (`SegmentationDataset`, splits, loaders),
-  `transforms` (paired augmentation), `synth` (the sample generator) (01_data)
+  `transforms` (paired augmentation), `synth` (the sample datasets; `synth_images` draws
+  each image) (01_data)
 - Model: `model`, the U-Net from named parts (02_unet)
 - Learn: `losses` (03_losses), `metrics` (05_evaluation), `config` + `train` (`TrainConfig`,
   `train_one_epoch`, `validate`, `fit`), `checkpoint`, `runtime` (seeds, device, precision)
