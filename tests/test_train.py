@@ -160,7 +160,10 @@ def test_resume_with_more_epochs_continues_the_history(tmp_path):
 def test_time_budget_stops_cleanly_and_keeps_the_best(tmp_path):
     path = tmp_path / "best.pt"
     model = new_model()
-    config = replace(CONFIG, num_epochs=1000, time_budget_s=0.5, checkpoint_path=str(path))
+    # amp=False: on a CPU with native bfloat16, fit validates under autocast and `evaluate` in
+    # float32, and the two mIoUs compared below may then differ in the last pixels
+    config = replace(CONFIG, num_epochs=1000, time_budget_s=0.5, checkpoint_path=str(path),
+                     amp=False)
     history = fit(model, *loaders(), config)
     assert history.stop_reason == "time_budget"
     assert 1 <= len(history) < 1000
