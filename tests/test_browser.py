@@ -106,6 +106,7 @@ def _stop(server: subprocess.Popen) -> None:
         os.killpg(server.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow  # starts JupyterLab and a browser
 def test_dataset_viewer_in_jupyterlab(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y "

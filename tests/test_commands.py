@@ -32,6 +32,7 @@ def trained(scenes, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # trains through the whole command line
 def test_train_writes_the_run_folder(trained, capsys):
     for name in ("best.pt", "last.pt", "metrics.json", "history.json", "curves.png",
                  "predictions.png", "confusion.png"):
@@ -48,6 +49,7 @@ def test_train_writes_the_run_folder(trained, capsys):
     assert any(key.startswith("aux_heads.") for key in checkpoint["model_state"])
 
 
+@pytest.mark.slow  # trains through the whole command line
 def test_train_without_deep_supervision(scenes, tmp_path):
     code = main([
         "train", "--data", str(scenes), "--epochs", "1", "--size", "64", "--batch-size", "4",
@@ -59,6 +61,7 @@ def test_train_without_deep_supervision(scenes, tmp_path):
     assert not any(key.startswith("aux_heads.") for key in checkpoint["model_state"])
 
 
+@pytest.mark.slow  # trains through the whole command line
 def test_evaluate_prints_the_table_and_json(trained, scenes, capsys):
     assert main(["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(scenes)]) == 0
     text = capsys.readouterr().out
@@ -71,6 +74,7 @@ def test_evaluate_prints_the_table_and_json(trained, scenes, capsys):
     assert data["miou"] == pytest.approx(trained_metrics["miou"])
 
 
+@pytest.mark.slow  # trains through the whole command line
 def test_resize_mode_round_trip(scenes, tmp_path, capsys):
     # Whole images resized to 48 pixels for the model, scored at the masks' 64x64: evaluate
     # feeds new images the way the checkpoint says and finds train's numbers again.
@@ -93,6 +97,7 @@ def test_sync_batchnorm_without_gpus_is_a_clear_error(scenes, capsys):
     assert "--sync-batchnorm needs GPUs" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # trains through the whole command line
 def test_predict_writes_palette_masks_of_any_size(trained, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -129,6 +134,7 @@ def test_bad_input_is_one_clear_message(argv, expected, capsys, tmp_path, monkey
     assert "Traceback" not in captured.err + captured.out
 
 
+@pytest.mark.slow  # trains through the whole command line
 def test_a_corrupt_or_foreign_checkpoint_is_refused(trained, tmp_path, capsys):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((trained / "best.pt").read_bytes()[:1000])
@@ -148,6 +154,7 @@ def test_train_on_a_broken_folder_names_the_file(tmp_path, capsys):
     assert "cell_0001" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # trains through the whole command line
 def test_resume_continues_the_history(trained, scenes, tmp_path):
     out = tmp_path / "resumed"
     code = main([
@@ -161,6 +168,7 @@ def test_resume_continues_the_history(trained, scenes, tmp_path):
     assert history["train_loss"][:2] == before["train_loss"]
 
 
+@pytest.mark.slow  # trains through the whole command line
 def test_same_seed_same_numbers(scenes, tmp_path):
     runs = []
     for name in ("a", "b"):

@@ -103,6 +103,7 @@ def test_single_process_changes_nothing(monkeypatch):
         assert type(loader.sampler).__name__ == "RandomSampler"
 
 
+@pytest.mark.slow  # starts torchrun processes
 def test_confusion_matrix_is_the_sum_over_processes(launch):
     fit_ranks = ranks(launch[0], "fit")
     # Each process evaluated its own share of the 3 val batches (2 and 1, none twice); the
@@ -116,6 +117,7 @@ def test_confusion_matrix_is_the_sum_over_processes(launch):
         assert torch.equal(r["reduced"], r["whole_here"])
 
 
+@pytest.mark.slow  # starts torchrun processes
 def test_training_converges_with_the_same_history_everywhere(launch):
     histories = [r["history"] for r in ranks(launch[0], "fit")]
     for h in histories:
@@ -127,6 +129,7 @@ def test_training_converges_with_the_same_history_everywhere(launch):
     assert history["best_miou"] > history["val_miou"][0] + 0.2
 
 
+@pytest.mark.slow  # starts torchrun processes
 def test_rank_0_alone_writes_the_plain_checkpoint(launch, scenes):
     out = launch[0]
     fit_ranks = ranks(out, "fit")
@@ -143,6 +146,7 @@ def test_rank_0_alone_writes_the_plain_checkpoint(launch, scenes):
 
 
 @pytest.mark.parametrize("stop", ["time_budget", "callback"])
+@pytest.mark.slow  # starts torchrun processes
 def test_a_stop_seen_by_one_process_stops_both(launch, stop):
     # Rank 1 alone saw the reason to stop (its clock ran 3x faster; its callback asked). Had the
     # processes not agreed, rank 0 would have waited forever in the next gradient all-reduce,
@@ -158,6 +162,7 @@ def test_a_stop_seen_by_one_process_stops_both(launch, stop):
         assert sum(histories[0]["epoch_time_s"]) < 2.0
 
 
+@pytest.mark.slow  # starts torchrun processes
 def test_the_train_command_under_torchrun(launch, scenes):
     out, stdout = launch[0] / "command", launch[1]
     assert stdout.count("data: ") == 1 and stdout.count("wrote ") == 1  # rank 0 alone prints

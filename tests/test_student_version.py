@@ -141,6 +141,7 @@ def test_cli_refuses_to_overwrite_the_sources(tmp_path, capsys):
     assert "SECRET" in (tmp_path / "01_data.ipynb").read_text()
 
 
+@pytest.mark.slow  # starts a Python process
 def test_cli_as_a_module(tmp_path):
     nbformat.write(_notebook(), tmp_path / "01_data.ipynb")
     done = subprocess.run(

@@ -178,6 +178,7 @@ def test_time_budget_stops_cleanly_and_keeps_the_best(tmp_path):
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                     reason="torch.compile needs a C compiler on a CPU")
+@pytest.mark.slow  # compiles the model
 def test_compile_option_trains_the_same_model():
     config = replace(CONFIG, num_epochs=2)
     plain = fit(new_model(), *loaders(), config)

@@ -423,6 +423,7 @@ def test_live_plot_redraws_with_each_epoch():
     assert sparse.updates == 2 and len(sparse.figure.axes[0].lines[0].get_xdata()) == 3
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_live_plot_leaves_one_output_in_the_notebook():
     """In a real kernel: five epochs, one stored figure (updated in place), no text."""
     code = (
