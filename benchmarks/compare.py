@@ -42,7 +42,16 @@ from report import fmt, render
 
 from segtutor.jsonio import json_ready
 
-__all__ = ["child_main", "machine_facts", "main", "run_benchmark", "run_child"]
+__all__ = [
+    "build_parser",
+    "child_main",
+    "choose_datasets",
+    "machine_facts",
+    "main",
+    "measure_throughput",
+    "run_benchmark",
+    "run_child",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 THIS = Path(__file__).resolve()
@@ -52,28 +61,50 @@ PLOT = ROOT / "docs" / "images" / "benchmarks.png"
 DEFAULT_NUCLEI = "../shared/data/nuclei"  # relative to the repository root
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; `--child` and `--result` (hidden) are how a child process is started."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="scenes,cells,nuclei",
-                        help="comma-separated: scenes, cells (bundled), nuclei (see --nuclei)")
+    parser.add_argument(
+        "--datasets",
+        default="scenes,cells,nuclei",
+        help="comma-separated: scenes, cells (bundled), nuclei (see --nuclei)",
+    )
     parser.add_argument("--budgets", default=None, help="seconds, comma-separated (60,300)")
-    parser.add_argument("--pipelines", default=",".join(PIPELINES),
-                        help="comma-separated: segtutor, tutorial, smp")
-    parser.add_argument("--nuclei", default=DEFAULT_NUCLEI,
-                        help="the nuclei folder (train/ + val/); skipped, with a note, if absent")
-    parser.add_argument("--no-throughput", action="store_true",
-                        help="skip the throughput and hardware-efficiency measurements")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny budgets and few steps, written to a temporary folder (a "
-                             "smoke test; never to docs/)")
-    parser.add_argument("--render-only", action="store_true",
-                        help="re-draw the doc and the plot from the JSON, no training")
+    parser.add_argument(
+        "--pipelines", default=",".join(PIPELINES), help="comma-separated: segtutor, tutorial, smp"
+    )
+    parser.add_argument(
+        "--nuclei",
+        default=DEFAULT_NUCLEI,
+        help="the nuclei folder (train/ + val/); skipped, with a note, if absent",
+    )
+    parser.add_argument(
+        "--no-throughput",
+        action="store_true",
+        help="skip the throughput and hardware-efficiency measurements",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny budgets and few steps, written to a temporary folder (a "
+        "smoke test; never to docs/)",
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-draw the doc and the plot from the JSON, no training",
+    )
     parser.add_argument("--json", type=Path, default=None, help=f"default {RESULTS_JSON}")
     parser.add_argument("--doc", type=Path, default=None, help=f"default {DOC}")
     parser.add_argument("--plot", type=Path, default=None, help=f"default {PLOT}")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    """Parse the command line; measure (or, in a child, run one spec), then render."""
+    args = build_parser().parse_args()
 
     if args.child is not None:
         child_main(json.loads(args.child), args.result)
@@ -85,14 +116,19 @@ def main() -> None:
         doc_path = args.doc or quick_dir / "benchmarks.md"
         plot_path = args.plot or quick_dir / "images" / "benchmarks.png"
     else:
-        json_path, doc_path, plot_path = args.json or RESULTS_JSON, args.doc or DOC, args.plot or PLOT
+        json_path, doc_path, plot_path = (
+            args.json or RESULTS_JSON,
+            args.doc or DOC,
+            args.plot or PLOT,
+        )
 
     if not args.render_only:
         run_benchmark(args, json_path)
         print(f"wrote {_rel(json_path)}")
     if not json_path.is_file():
-        raise SystemExit(f"{_rel(json_path)} is not there: run the benchmark first (without "
-                         "--render-only)")
+        raise SystemExit(
+            f"{_rel(json_path)} is not there: run the benchmark first (without --render-only)"
+        )
     results = json.loads(json_path.read_text())
     render(results, doc_path, plot_path)
     print(f"wrote {_rel(doc_path)} and {_rel(plot_path)}")
@@ -109,28 +145,43 @@ def run_benchmark(args: argparse.Namespace, json_path: Path) -> dict[str, Any]:
     datasets, skipped = choose_datasets(args)
     results: dict[str, Any] = {
         "machine": machine_facts(),
-        "settings": {"budgets_s": budgets, "pipelines": pipelines, "datasets": datasets,
-                     "quick": args.quick},
-        "skipped": skipped, "runs": [], "throughput": [],
+        "settings": {
+            "budgets_s": budgets,
+            "pipelines": pipelines,
+            "datasets": datasets,
+            "quick": args.quick,
+        },
+        "skipped": skipped,
+        "runs": [],
+        "throughput": [],
     }
     # Throughput first: a few minutes, and the numbers the speed targets are about.
     if not args.no_throughput:
         measure_throughput(results, args.quick, json_path)
     total = len(datasets) * len(budgets) * len(pipelines)
-    print(f"{total} runs, {sum(budgets) * len(datasets) * len(pipelines) / 60:.0f} min of "
-          "budgets plus start-up and evaluation")
+    print(
+        f"{total} runs, {sum(budgets) * len(datasets) * len(pipelines) / 60:.0f} min of "
+        "budgets plus start-up and evaluation"
+    )
     for dataset, data in datasets.items():
         for budget in budgets:
             for pipeline in pipelines:
-                spec = {"kind": "run", "pipeline": pipeline, "dataset": dataset, "data": data,
-                        "budget_s": budget}
+                spec = {
+                    "kind": "run",
+                    "pipeline": pipeline,
+                    "dataset": dataset,
+                    "data": data,
+                    "budget_s": budget,
+                }
                 run = run_child(spec)
                 results["runs"].append(run)
                 _save(results, json_path)
-                print(f"{dataset:7s} {budget:5.0f} s  {pipeline:8s}  mIoU {fmt(run['miou'])}  "
-                      f"{run['images_per_s']:6.1f} img/s  {run['epochs']:3d} epochs  "
-                      f"peak {run['peak_rss_mib']:5.0f} MiB  ({run['wall_s']:.0f} s wall)",
-                      flush=True)
+                print(
+                    f"{dataset:7s} {budget:5.0f} s  {pipeline:8s}  mIoU {fmt(run['miou'])}  "
+                    f"{run['images_per_s']:6.1f} img/s  {run['epochs']:3d} epochs  "
+                    f"peak {run['peak_rss_mib']:5.0f} MiB  ({run['wall_s']:.0f} s wall)",
+                    flush=True,
+                )
     return results
 
 
@@ -159,15 +210,23 @@ def measure_throughput(results: dict[str, Any], quick: bool, json_path: Path) ->
     """Append one row per loop and model of `THROUGHPUT` to `results`, saving after each."""
     warmup, timed, matmul_n = (1, 2, 1024) if quick else (2, 6, 4096)
     for name in THROUGHPUT:
-        spec = {"kind": "throughput", "name": name, "warmup": warmup, "timed": timed,
-                "matmul_n": matmul_n}
+        spec = {
+            "kind": "throughput",
+            "name": name,
+            "warmup": warmup,
+            "timed": timed,
+            "matmul_n": matmul_n,
+        }
         row = run_child(spec)
         results["throughput"].append(row)
         _save(results, json_path)
-        print(f"{name:32s} {row['images_per_s']:6.2f} img/s  "
-              f"{row['train_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
-              f"{100 * row['efficiency']:4.1f}% of matmul "
-              f"({row['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s)", flush=True)
+        print(
+            f"{name:32s} {row['images_per_s']:6.2f} img/s  "
+            f"{row['train_flops_per_s'] / 1e9:6.1f} GFLOP/s = "
+            f"{100 * row['efficiency']:4.1f}% of matmul "
+            f"({row['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s)",
+            flush=True,
+        )
 
 
 def _save(results: dict[str, Any], json_path: Path) -> None:
@@ -193,8 +252,9 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         env = {**os.environ, "SEGTUTOR_QUICK": ""}  # the real defaults, never quick mode
         start = time.monotonic()
         with open(log, "w") as log_file:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file,
-                                       stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+            )
             _, status, usage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - start
@@ -224,8 +284,13 @@ def machine_facts() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     try:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
     try:
@@ -237,11 +302,16 @@ def machine_facts() -> dict[str, Any]:
     import torchvision
 
     return {
-        "cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "segmentation_models_pytorch": smp_version, "python": platform.python_version(),
-        "platform": platform.platform(), "segtutor_commit": commit,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "segmentation_models_pytorch": smp_version,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "segtutor_commit": commit,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }

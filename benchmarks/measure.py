@@ -28,8 +28,9 @@ __all__ = ["FitRecorder", "evaluate_tutorial", "mask_sizes", "matmul_flops_per_s
 
 
 @torch.inference_mode()
-def evaluate_tutorial(model: nn.Module, val_set: Dataset, num_classes: int,
-                      batch_size: int = 1) -> ConfusionMatrix:
+def evaluate_tutorial(
+    model: nn.Module, val_set: Dataset, num_classes: int, batch_size: int = 1
+) -> ConfusionMatrix:
     """One confusion matrix over the whole `val_set`, at the masks' own resolution.
 
     Images are predicted at the size the pipeline trained at; logits are resized bilinearly to
@@ -43,20 +44,21 @@ def evaluate_tutorial(model: nn.Module, val_set: Dataset, num_classes: int,
     for images, masks in DataLoader(val_set, batch_size=batch_size):
         logits = model(images.to(device)).float()  # (N, C, size, size)
         if tuple(logits.shape[-2:]) != tuple(masks.shape[-2:]):
-            logits = F.interpolate(logits, size=tuple(masks.shape[-2:]), mode="bilinear",
-                                   align_corners=False)  # (N, C, H, W), the masks' size
+            logits = F.interpolate(
+                logits, size=tuple(masks.shape[-2:]), mode="bilinear", align_corners=False
+            )  # (N, C, H, W), the masks' size
         cm.update(logits.argmax(dim=1).cpu(), masks)
     model.train(was_training)
     return cm
 
 
 def mask_sizes(dataset: TutorialDataset) -> set[tuple[int, int]]:
+    """The `(width, height)` of every mask file: one size allows batches, several need 1."""
     sizes = set()
     for path in dataset.mask_paths:
         with Image.open(path) as img:
             sizes.add(img.size)
     return sizes
-
 
 
 class FitRecorder(Callback):
@@ -89,8 +91,9 @@ class FitRecorder(Callback):
         self.train_loader = run.train_loader
         self.fit_start = time.monotonic()
         try:
-            return fit(model or run.model, run.train_loader, run.val_loader, run.config,
-                       callbacks=[self])
+            return fit(
+                model or run.model, run.train_loader, run.val_loader, run.config, callbacks=[self]
+            )
         finally:
             self.fit_end = time.monotonic()
 
@@ -115,13 +118,15 @@ class FitRecorder(Callback):
 def step_rate(step_ends: list[tuple[int, float]], batch: int, warmup: int) -> dict[str, float]:
     """Images/s from the steps after `warmup`, using only gaps between steps of one epoch
     (an epoch boundary holds validation or DataLoader worker start-up, not a training step)."""
-    gaps = [b[1] - a[1] for a, b in zip(step_ends[warmup:], step_ends[warmup + 1:], strict=False)
-            if a[0] == b[0]]
+    gaps = [
+        b[1] - a[1]
+        for a, b in zip(step_ends[warmup:], step_ends[warmup + 1 :], strict=False)
+        if a[0] == b[0]
+    ]
     if not gaps:
         return {"timed_steps": 0, "step_s": math.nan, "images_per_s": math.nan}
     step_s = sum(gaps) / len(gaps)
     return {"timed_steps": len(gaps), "step_s": step_s, "images_per_s": batch / step_s}
-
 
 
 def matmul_flops_per_s(n: int, repeats: int = 3) -> float:
@@ -134,4 +139,3 @@ def matmul_flops_per_s(n: int, repeats: int = 3) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
-

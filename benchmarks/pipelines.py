@@ -101,8 +101,9 @@ def run_segtutor(data: str, budget: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:  # the command writes its checkpoints too
         run = prepare(data, time_budget_s=budget, progress=False, run_dir=out)
         history = recorder.fit(run)
-        cm = evaluate(run.model, run.val_loader, run.num_classes,
-                      ignore_index=run.config.ignore_index)
+        cm = evaluate(
+            run.model, run.val_loader, run.num_classes, ignore_index=run.config.ignore_index
+        )
     metrics = cm.to_dict(run.class_names)
     steps, images, train_s = recorder.training()
     return {
@@ -111,12 +112,16 @@ def run_segtutor(data: str, budget: float) -> dict[str, Any]:
         "miou_last_epoch": json_ready(history.val_miou[-1]),
         "per_class_iou": {c["class"]: c["iou"] for c in metrics["per_class"]},
         "pixel_accuracy": metrics["pixel_accuracy"],
-        "epochs": len(history), "best_epoch": history.best_epoch,
-        "steps": steps, "train_images": images, "train_s": train_s,
+        "epochs": len(history),
+        "best_epoch": history.best_epoch,
+        "steps": steps,
+        "train_images": images,
+        "train_s": train_s,
         "fit_s": recorder.fit_end - recorder.fit_start,
         "images_per_s": images / train_s if train_s > 0 else math.nan,
         "params": count_parameters(run.model),
-        "input_size": run.config.input_size, "input_mode": run.config.input_mode,
+        "input_size": run.config.input_size,
+        "input_mode": run.config.input_mode,
         "batch_size": run.train_loader.batch_size,
     }
 
@@ -137,15 +142,22 @@ def run_peer(pipeline: str, data: str, budget: float) -> dict[str, Any]:
     return {
         "miou": None if math.isnan(miou) else miou,
         "miou_last_epoch": None if math.isnan(miou) else miou,
-        "per_class_iou": {n: (None if math.isnan(v) else v)
-                          for n, v in zip(names, cm.iou().tolist(), strict=True)},
+        "per_class_iou": {
+            n: (None if math.isnan(v) else v) for n, v in zip(names, cm.iou().tolist(), strict=True)
+        },
         "pixel_accuracy": cm.pixel_accuracy(),
-        "epochs": stats["epochs"], "steps": stats["steps"], "train_images": stats["images"],
-        "train_s": stats["train_s"], "fit_s": stats["train_s"],
+        "epochs": stats["epochs"],
+        "steps": stats["steps"],
+        "train_images": stats["images"],
+        "train_s": stats["train_s"],
+        "fit_s": stats["train_s"],
         "eval_s": time.monotonic() - eval_start,
         "images_per_s": stats["images"] / stats["train_s"],
-        "params": count_parameters(model), "input_size": TUTORIAL_SIZE, "input_mode": "resize",
-        "batch_size": TUTORIAL_BATCH, "final_loss": stats["final_loss"],
+        "params": count_parameters(model),
+        "input_size": TUTORIAL_SIZE,
+        "input_mode": "resize",
+        "batch_size": TUTORIAL_BATCH,
+        "final_loss": stats["final_loss"],
     }
 
 
@@ -163,10 +175,18 @@ def child_throughput(spec: dict[str, Any]) -> dict[str, Any]:
     flops = count_flops(model, (1, 3, size, size))
     train_flops = 3 * flops * rate["images_per_s"]  # backward costs about twice the forward
     return {
-        "name": spec["name"], "loop": loop, "model": model_name, "command": command,
-        "params": count_parameters(model), "input_size": size, "batch_size": batch,
-        "forward_flops_per_image": flops, **rate, "train_flops_per_s": train_flops,
-        "matmul_n": int(spec["matmul_n"]), "matmul_flops_per_s": matmul,
+        "name": spec["name"],
+        "loop": loop,
+        "model": model_name,
+        "command": command,
+        "params": count_parameters(model),
+        "input_size": size,
+        "batch_size": batch,
+        "forward_flops_per_image": flops,
+        **rate,
+        "train_flops_per_s": train_flops,
+        "matmul_n": int(spec["matmul_n"]),
+        "matmul_flops_per_s": matmul,
         "efficiency": train_flops / matmul,
     }
 

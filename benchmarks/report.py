@@ -36,8 +36,11 @@ PIPELINE_LABELS = {
 
 def fmt(value: float | None, digits: int = 3) -> str:
     """`value` with `digits` decimals, or "n/a" for None and NaN."""
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
         else f"{value:.{digits}f}"
+    )
 
 
 def render(results: dict[str, Any], doc_path: Path, plot_path: Path) -> None:
@@ -48,8 +51,10 @@ def render(results: dict[str, Any], doc_path: Path, plot_path: Path) -> None:
     if doc_path.is_file():
         text = doc_path.read_text()
         if BEGIN not in text or END not in text:
-            raise SystemExit(f"{doc_path} has no results markers; put these two lines where the "
-                             f"numbers go:\n{BEGIN}\n{END}")
+            raise SystemExit(
+                f"{doc_path} has no results markers; put these two lines where the "
+                f"numbers go:\n{BEGIN}\n{END}"
+            )
         head, rest = text.split(BEGIN, 1)
         tail = rest.split(END, 1)[1]
     else:
@@ -105,12 +110,15 @@ def runs_markdown(runs: list[dict[str, Any]]) -> list[str]:
     lines.append("")
     per_class = [r for r in runs if r.get("per_class_iou")]
     if per_class:
-        lines += ["<details><summary>IoU per class</summary>", "",
-                  "| dataset | budget | pipeline | IoU per class |", "|---|---:|---|---|"]
+        lines += [
+            "<details><summary>IoU per class</summary>",
+            "",
+            "| dataset | budget | pipeline | IoU per class |",
+            "|---|---:|---|---|",
+        ]
         for r in per_class:
             ious = ", ".join(f"{k} {fmt(v)}" for k, v in r["per_class_iou"].items())
-            lines.append(f"| {r['dataset']} | {r['budget_s']:.0f} s | {r['pipeline']} "
-                         f"| {ious} |")
+            lines.append(f"| {r['dataset']} | {r['budget_s']:.0f} s | {r['pipeline']} | {ious} |")
         lines += ["", "</details>", ""]
     return lines
 
@@ -137,13 +145,19 @@ def throughput_markdown(rows: list[dict[str, Any]]) -> list[str]:
     a = by_name.get("tutorial loop, tutorial U-Net")
     b = by_name.get("segtutor loop, tutorial U-Net")
     matmul = rows[0]["matmul_flops_per_s"]
-    lines += ["", f"Matmul reference: {rows[0]['matmul_n']}x{rows[0]['matmul_n']} float32, "
-              f"{matmul / 1e9:.0f} GFLOP/s (best of 3, measured in each process; the "
-              "first is shown)."]
+    lines += [
+        "",
+        f"Matmul reference: {rows[0]['matmul_n']}x{rows[0]['matmul_n']} float32, "
+        f"{matmul / 1e9:.0f} GFLOP/s (best of 3, measured in each process; the "
+        "first is shown).",
+    ]
     if a and b:
-        lines += ["", f"segtutor's loop runs the tutorial's U-Net "
-                  f"**{b['images_per_s'] / a['images_per_s']:.2f}x** as fast as the "
-                  "tutorial's loop does."]
+        lines += [
+            "",
+            f"segtutor's loop runs the tutorial's U-Net "
+            f"**{b['images_per_s'] / a['images_per_s']:.2f}x** as fast as the "
+            "tutorial's loop does.",
+        ]
     return lines
 
 
@@ -161,25 +175,31 @@ def targets_markdown(results: dict[str, Any]) -> list[str]:
             others = {k: v for k, v in by.items() if k != "segtutor" and v is not None}
             best = max(others, key=others.get) if others else None
             if ours is None or (best is not None and ours <= others[best]):
-                misses.append(f"{dataset} {budget:.0f} s: {fmt(ours)} against {best} "
-                              f"{fmt(others[best])}")
+                misses.append(
+                    f"{dataset} {budget:.0f} s: {fmt(ours)} against {best} {fmt(others[best])}"
+                )
         verdict = "**met**" if not misses else "**missed** at " + "; ".join(misses)
-        lines.append(f"- segtutor has the highest val mIoU at every dataset and budget "
-                     f"({len(compared)} compared): {verdict}.")
+        lines.append(
+            f"- segtutor has the highest val mIoU at every dataset and budget "
+            f"({len(compared)} compared): {verdict}."
+        )
     by_name = {r["name"]: r for r in results.get("throughput", [])}
     a = by_name.get("tutorial loop, tutorial U-Net")
     b = by_name.get("segtutor loop, tutorial U-Net")
     if a and b:
         ratio = b["images_per_s"] / a["images_per_s"]
         verdict = "**met**" if ratio >= 2 else f"**missed** (by {2 - ratio:.2f}x)"
-        lines.append(f"- At least 2x the tutorial pipeline's images/s on its own configuration: "
-                     f"{ratio:.2f}x, {verdict}.")
+        lines.append(
+            f"- At least 2x the tutorial pipeline's images/s on its own configuration: "
+            f"{ratio:.2f}x, {verdict}."
+        )
     default = by_name.get("segtutor defaults")
     if default:
         eff = default["efficiency"]
         verdict = "**met**" if eff >= 1 else f"**missed** (by {1 - eff:.2f})"
-        lines.append(f"- Hardware efficiency of at least 1.0 at the course default: {eff:.2f}, "
-                     f"{verdict}.")
+        lines.append(
+            f"- Hardware efficiency of at least 1.0 at the course default: {eff:.2f}, {verdict}."
+        )
     return lines
 
 
@@ -191,14 +211,15 @@ def draw(results: dict[str, Any], path: Path) -> None:
     runs = results["runs"]
     datasets = list(dict.fromkeys(r["dataset"] for r in runs))
     panels = len(datasets) + (1 if results.get("throughput") else 0)
-    fig, axes = plt.subplots(1, max(panels, 1), figsize=(3.3 * max(panels, 1), 3.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, max(panels, 1), figsize=(3.3 * max(panels, 1), 3.2), squeeze=False)
     colors = {"segtutor": "#0072B2", "tutorial": "#D55E00", "smp": "#009E73"}  # Okabe-Ito
     for ax, dataset in zip(axes[0], datasets, strict=False):
         for pipeline in PIPELINE_LABELS:
-            points = sorted((r["budget_s"], r["miou"]) for r in runs
-                            if r["dataset"] == dataset and r["pipeline"] == pipeline
-                            and r["miou"] is not None)
+            points = sorted(
+                (r["budget_s"], r["miou"])
+                for r in runs
+                if r["dataset"] == dataset and r["pipeline"] == pipeline and r["miou"] is not None
+            )
             if points:
                 xs, ys = zip(*points, strict=True)
                 ax.plot(xs, ys, "o-", color=colors[pipeline], label=PIPELINE_LABELS[pipeline])
@@ -214,8 +235,9 @@ def draw(results: dict[str, Any], path: Path) -> None:
         ax = axes[0][-1]
         names = [r["name"].replace(", ", ",\n") for r in rows]
         values = [r["images_per_s"] or 0 for r in rows]
-        bars = ax.barh(names, values, color=["#D55E00" if r["loop"] == "tutorial" else "#0072B2"
-                                             for r in rows])
+        bars = ax.barh(
+            names, values, color=["#D55E00" if r["loop"] == "tutorial" else "#0072B2" for r in rows]
+        )
         ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=7, padding=2)
         ax.set(title="training throughput (scenes)", xlabel="images / s")
         ax.set_xscale("log")  # the course model is tens of times faster than the full ones
@@ -227,4 +249,3 @@ def draw(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-

@@ -28,17 +28,25 @@ def run_train(extra: list[str]) -> dict:
         subprocess.run(command, check=True, env={**os.environ, "SEGTUTOR_QUICK": ""})
         seconds = time.perf_counter() - start
         metrics = json.loads((Path(out) / "metrics.json").read_text())
-    return {"command": " ".join(["python -m segtutor train", *extra]), "wall_s": seconds,
-            **metrics}
+    return {"command": " ".join(["python -m segtutor train", *extra]), "wall_s": seconds, **metrics}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nuclei", type=Path, default=None,
-                        help="also train on this folder (the 2018 Data Science Bowl nuclei)")
+    parser.add_argument(
+        "--nuclei",
+        type=Path,
+        default=None,
+        help="also train on this folder (the 2018 Data Science Bowl nuclei)",
+    )
     parser.add_argument("--budget", type=float, default=300, help="time budget for --nuclei")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                        help="train on the scenes once per seed (default: the command's seed, 0)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="train on the scenes once per seed (default: the command's seed, 0)",
+    )
     args = parser.parse_args()
 
     results = [run_train([] if seed == 0 else ["--seed", str(seed)]) for seed in args.seeds]
@@ -48,8 +56,10 @@ def main() -> None:
         per_class = ", ".join(
             f"{c['class']} {c['iou']:.3f}" for c in r["per_class"] if c["iou"] is not None
         )
-        print(f"{r['command']}\n  wall {r['wall_s']:.0f} s, {r['epochs_run']} epochs, "
-              f"val mIoU {r['miou']:.3f} ({per_class})")
+        print(
+            f"{r['command']}\n  wall {r['wall_s']:.0f} s, {r['epochs_run']} epochs, "
+            f"val mIoU {r['miou']:.3f} ({per_class})"
+        )
 
 
 if __name__ == "__main__":

@@ -47,11 +47,13 @@ IGNORE_INDEX = 255
 
 def tutorial_image_transform(size: int = TUTORIAL_SIZE) -> Callable:
     """The tutorial's `image_transform`: PIL resize to a square, to tensor, ImageNet normalise."""
-    return transforms.Compose([
-        transforms.Resize((size, size)),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize((size, size)),
+            transforms.ToTensor(),
+            transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        ]
+    )
 
 
 def tutorial_mask_transform(size: int = TUTORIAL_SIZE) -> Callable:
@@ -73,14 +75,20 @@ class TutorialDataset(Dataset):
         `(image float32 (3, size, size), mask int64 (size, size) or (H, W))`.
     """
 
-    def __init__(self, image_paths: Sequence[Path], mask_paths: Sequence[Path],
-                 transform: Callable | None = None, mask_transform: Callable | None = None):
+    def __init__(
+        self,
+        image_paths: Sequence[Path],
+        mask_paths: Sequence[Path],
+        transform: Callable | None = None,
+        mask_transform: Callable | None = None,
+    ):
         self.image_paths = list(image_paths)
         self.mask_paths = list(mask_paths)
         self.transform = transform
         self.mask_transform = mask_transform
-        assert len(self.image_paths) == len(self.mask_paths), \
+        assert len(self.image_paths) == len(self.mask_paths), (
             "Number of images and masks must be the same."
+        )
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -196,9 +204,9 @@ class UNet(nn.Module):
         return logits
 
 
-
-def tutorial_datasets(data: str | Path, size: int = TUTORIAL_SIZE
-                      ) -> tuple[TutorialDataset, TutorialDataset, int]:
+def tutorial_datasets(
+    data: str | Path, size: int = TUTORIAL_SIZE
+) -> tuple[TutorialDataset, TutorialDataset, int]:
     """Train and val sets over segtutor's split of `data` (the same files for every pipeline).
 
     Returns:
@@ -209,18 +217,30 @@ def tutorial_datasets(data: str | Path, size: int = TUTORIAL_SIZE
     train_ds, val_ds = load_splits(data)  # the train command's split (val_fraction 0.2, seed 0)
     modes = set(train_ds.report.mask_modes) | set(val_ds.report.mask_modes)
     if not modes <= {"L"}:
-        raise SystemExit(f"{data}: masks of modes {sorted(modes)}; the tutorial's pipeline "
-                         "reads masks with .convert('L'), which is right for 8-bit label masks only")
-    train_set = TutorialDataset(train_ds.image_paths, train_ds.mask_paths,
-                                tutorial_image_transform(size), tutorial_mask_transform(size))
+        raise SystemExit(
+            f"{data}: masks of modes {sorted(modes)}; the tutorial's pipeline "
+            "reads masks with .convert('L'), which is right for 8-bit label masks only"
+        )
+    train_set = TutorialDataset(
+        train_ds.image_paths,
+        train_ds.mask_paths,
+        tutorial_image_transform(size),
+        tutorial_mask_transform(size),
+    )
     val_set = TutorialDataset(val_ds.image_paths, val_ds.mask_paths, tutorial_image_transform(size))
     return train_set, val_set, train_ds.num_classes
 
 
 def tutorial_train_loader(train_set: Dataset, seed: int = 0) -> DataLoader:
+    """The tutorial's `DataLoader(train_set, batch_size=8, shuffle=True, num_workers=4)`."""
     generator = torch.Generator().manual_seed(seed)  # seeded here only to make runs repeatable
-    return DataLoader(train_set, batch_size=TUTORIAL_BATCH, shuffle=True,
-                      num_workers=TUTORIAL_WORKERS, generator=generator)
+    return DataLoader(
+        train_set,
+        batch_size=TUTORIAL_BATCH,
+        shuffle=True,
+        num_workers=TUTORIAL_WORKERS,
+        generator=generator,
+    )
 
 
 def train_tutorial(
@@ -270,7 +290,11 @@ def train_tutorial(
             ):
                 done = True
                 break
-    return {"steps": steps, "images": images_seen, "epochs": epoch,
-            "train_s": time.monotonic() - start, "step_ends": step_ends,
-            "final_loss": float(loss.item())}
-
+    return {
+        "steps": steps,
+        "images": images_seen,
+        "epochs": epoch,
+        "train_s": time.monotonic() - start,
+        "step_ends": step_ends,
+        "final_loss": float(loss.item()),
+    }

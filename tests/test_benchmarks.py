@@ -47,8 +47,13 @@ def measure():
 
 
 def test_compare_runs_as_a_script_from_the_repository_root():
-    result = subprocess.run([sys.executable, "benchmarks/compare.py", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "benchmarks/compare.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "--render-only" in result.stdout and "--pipelines" in result.stdout
 
@@ -56,8 +61,9 @@ def test_compare_runs_as_a_script_from_the_repository_root():
 def test_fixed_masks_keep_their_labels_where_to_tensor_zeroes_them(tutorial):
     train_ds, _ = load_splits(ROOT / "data_samples" / "cells")
     paths = train_ds.image_paths[:4], train_ds.mask_paths[:4]
-    fixed = tutorial.TutorialDataset(*paths, tutorial.tutorial_image_transform(),
-                                    tutorial.tutorial_mask_transform())
+    fixed = tutorial.TutorialDataset(
+        *paths, tutorial.tutorial_image_transform(), tutorial.tutorial_mask_transform()
+    )
     masks = torch.stack([fixed[i][1] for i in range(4)])  # (4, 128, 128)
     assert masks.dtype == torch.int64 and masks.shape == (4, 128, 128)
     assert (masks == 1).sum() > 0  # cells are class 1
@@ -79,8 +85,9 @@ def test_tutorial_unet_is_segtutors_bilinear_unet(tutorial):
 def test_evaluation_matches_segtutor_evaluate(tutorial, measure):
     _, val_ds = load_splits(ROOT / "data_samples" / "scenes")
     # predicted at 64x64, scored against the 128x128 masks: exercises the resize back
-    val_set = tutorial.TutorialDataset(val_ds.image_paths[:6], val_ds.mask_paths[:6],
-                                      tutorial.tutorial_image_transform(64))
+    val_set = tutorial.TutorialDataset(
+        val_ds.image_paths[:6], val_ds.mask_paths[:6], tutorial.tutorial_image_transform(64)
+    )
     torch.manual_seed(0)
     model = build_unet("tiny", num_classes=4)
     with torch.no_grad():  # a random model predicts one class; nudge it to predict several
