@@ -233,8 +233,12 @@ def random_state(loader: DataLoader) -> dict[str, Any]:
     _, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": {"version": version, "state": list(python_state), "gauss": gauss},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "loader": loader.generator.get_state() if loader.generator is not None else None,
@@ -251,8 +255,15 @@ def restore_random_state(state: Mapping[str, Any], loader: DataLoader) -> None:
         random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     if "numpy" in state:
         npy = state["numpy"]
-        np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"],
-                             npy["has_gauss"], npy["cached"]))
+        np.random.set_state(
+            (
+                "MT19937",
+                npy["keys"].numpy().astype(np.uint32),
+                npy["pos"],
+                npy["has_gauss"],
+                npy["cached"],
+            )
+        )
     if "torch" in state:
         torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():

@@ -20,7 +20,10 @@ __all__ = ["main"]
 
 # command name -> (module that implements it, one-line help)
 COMMANDS = {
-    "check-data": ("segtutor.commands.check_data", "check a dataset folder and explain every problem"),
+    "check-data": (
+        "segtutor.commands.check_data",
+        "check a dataset folder and explain every problem",
+    ),
     "train": ("segtutor.commands.train", "train a U-Net on an images/ + masks/ folder"),
     "evaluate": ("segtutor.commands.evaluate", "evaluate a checkpoint on a dataset"),
     "predict": ("segtutor.commands.predict", "write predicted masks for images"),

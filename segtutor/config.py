@@ -149,11 +149,19 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON and checkpoints; NaN becomes None (JSON has no NaN)."""
-        return json_ready({**asdict(self), "best_epoch": self.best_epoch,
-                           "best_miou": self.best_miou})
+        return json_ready(
+            {**asdict(self), "best_epoch": self.best_epoch, "best_miou": self.best_miou}
+        )
 
-    def append(self, epoch: int, train_loss: float, val_loss: float, cm: ConfusionMatrix,
-               lr: float, seconds: float) -> None:
+    def append(
+        self,
+        epoch: int,
+        train_loss: float,
+        val_loss: float,
+        cm: ConfusionMatrix,
+        lr: float,
+        seconds: float,
+    ) -> None:
         """Record one epoch: its losses, the val metrics from `cm`, its last lr and duration."""
         self.epoch.append(epoch)
         self.train_loss.append(train_loss)

@@ -182,8 +182,9 @@ def _collective_device() -> torch.device:
 def _all_reduce(values: tuple[float, ...], op: str) -> tuple[float, ...]:
     if not is_distributed():
         return tuple(float(v) for v in values)
-    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64,
-                          device=_collective_device())
+    tensor = torch.tensor(
+        [float(v) for v in values], dtype=torch.float64, device=_collective_device()
+    )
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
     return tuple(tensor.tolist())
 

@@ -39,16 +39,24 @@ class FitState:
     Introduced in `04_training.ipynb` (through `fit`, which makes one per run).
     """
 
-    def __init__(self, config: TrainConfig, callbacks: Iterable, model: nn.Module,
-                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                 train_loader: DataLoader, resume_from: str | os.PathLike | Mapping | None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        callbacks: Iterable,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        train_loader: DataLoader,
+        resume_from: str | os.PathLike | Mapping | None,
+    ):
         self.config, self.callbacks, self.model = config, list(callbacks), model
         self.optimizer, self.scaler, self.train_loader = optimizer, scaler, train_loader
         self.history, self.step, elapsed_s, best_state = History(), 0, 0.0, None
         if resume_from is not None:
             ckpt = resume_from if isinstance(resume_from, Mapping) else load_checkpoint(resume_from)
-            self.step, elapsed_s = restore_training_state(ckpt, model, optimizer, scaler,
-                                                          train_loader)
+            self.step, elapsed_s = restore_training_state(
+                ckpt, model, optimizer, scaler, train_loader
+            )
             self.history = History.from_dict(ckpt["history"])
             best_state = ckpt.get("best_model_state")  # only in a last-epoch checkpoint
         self.best_miou = self.history.best_miou if len(self.history) else -math.inf
@@ -109,15 +117,26 @@ class FitState:
         if (best_path is None or not improved) and last_path is None:
             return
         fields = dict(
-            **training_state(self.optimizer, self.scaler, self.train_loader, step=self.step,
-                             elapsed_s=time.monotonic() - self.start),
-            history=self.history.to_dict(), epoch=self.history.epoch[-1], **self.meta,
+            **training_state(
+                self.optimizer,
+                self.scaler,
+                self.train_loader,
+                step=self.step,
+                elapsed_s=time.monotonic() - self.start,
+            ),
+            history=self.history.to_dict(),
+            epoch=self.history.epoch[-1],
+            **self.meta,
         )
         if best_path is not None and improved:
             save_checkpoint(best_path, model_state=self.best_state, **fields)
         if last_path is not None:
-            save_checkpoint(last_path, model_state=cpu_state(self.model),
-                            best_model_state=self.best_state, **fields)
+            save_checkpoint(
+                last_path,
+                model_state=cpu_state(self.model),
+                best_model_state=self.best_state,
+                **fields,
+            )
 
     def stop_after_epoch(self, early_stop: bool) -> bool:
         """Callbacks' on_epoch_end, then `early_stop` (`should_stop`'s answer); True stops.

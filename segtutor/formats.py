@@ -65,9 +65,7 @@ def is_image_file(path: str | Path) -> bool:
     """
     path = Path(path)
     return (
-        not path.name.startswith(".")
-        and path.suffix.lower() in IMAGE_EXTENSIONS
-        and path.is_file()
+        not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
     )
 
 

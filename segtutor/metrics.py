@@ -222,18 +222,26 @@ class ConfusionMatrix:
         """The metrics as plain Python values for `json.dump` (NaN becomes None)."""
         names = self._names(class_names)
         cm = self.matrix
-        per_class = zip(names, self.iou().tolist(), self.dice().tolist(), cm.sum(dim=1).tolist(),
-                        cm.sum(dim=0).tolist(), strict=True)
-        return json_ready({
-            "miou": self.miou(),
-            "mean_dice": mean_ignoring_nan(self.dice()),
-            "pixel_accuracy": self.pixel_accuracy(),
-            "per_class": [
-                {"class": name, "iou": i, "dice": d, "pixels": t, "predicted": p}
-                for name, i, d, t, p in per_class
-            ],
-            "confusion_matrix": cm.tolist(),
-        })
+        per_class = zip(
+            names,
+            self.iou().tolist(),
+            self.dice().tolist(),
+            cm.sum(dim=1).tolist(),
+            cm.sum(dim=0).tolist(),
+            strict=True,
+        )
+        return json_ready(
+            {
+                "miou": self.miou(),
+                "mean_dice": mean_ignoring_nan(self.dice()),
+                "pixel_accuracy": self.pixel_accuracy(),
+                "per_class": [
+                    {"class": name, "iou": i, "dice": d, "pixels": t, "predicted": p}
+                    for name, i, d, t, p in per_class
+                ],
+                "confusion_matrix": cm.tolist(),
+            }
+        )
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add the counts of `other` (e.g. from another process or split) into this one."""

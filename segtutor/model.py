@@ -285,8 +285,12 @@ def build_unet(
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return UNet(in_channels=in_channels, num_classes=num_classes,
-                deep_supervision=deep_supervision, **PRESETS[preset])
+    return UNet(
+        in_channels=in_channels,
+        num_classes=num_classes,
+        deep_supervision=deep_supervision,
+        **PRESETS[preset],
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -192,7 +192,9 @@ def prepare(
     data = resolve_data(data)
     checkpoint = None
     if resume_from is not None:
-        checkpoint = resume_from if isinstance(resume_from, Mapping) else load_checkpoint(resume_from)
+        checkpoint = (
+            resume_from if isinstance(resume_from, Mapping) else load_checkpoint(resume_from)
+        )
     train_ds, val_ds = load_splits(
         data,
         val_fraction=options.val_fraction,
@@ -217,8 +219,19 @@ def prepare(
             deep_supervision=options.deep_supervision,
         )
     config = _config(train_ds, mode, options)
-    return Run(data, options, train_ds, val_ds, train_loader, val_loader, model, config, mode,
-               sizes, dict(checkpoint) if checkpoint is not None else None)
+    return Run(
+        data,
+        options,
+        train_ds,
+        val_ds,
+        train_loader,
+        val_loader,
+        model,
+        config,
+        mode,
+        sizes,
+        dict(checkpoint) if checkpoint is not None else None,
+    )
 
 
 def _loaders(
@@ -229,7 +242,11 @@ def _loaders(
     train_ds.transform = train_transforms(options.input_size, crop=mode == "crop")
     batch_size = options.batch_size
     train_loader = make_loader(
-        train_ds, batch_size, shuffle=True, seed=options.seed, num_workers=options.num_workers,
+        train_ds,
+        batch_size,
+        shuffle=True,
+        seed=options.seed,
+        num_workers=options.num_workers,
         drop_last=len(train_ds) > batch_size * world_size(),  # each process gets a share
     )
     val_batch = options.val_batch_size or batch_size

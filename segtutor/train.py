@@ -120,8 +120,13 @@ def train_one_epoch(
     model.train()
     loss_sum, num_images = 0.0, 0
     where = f"epoch {epoch}, " if epoch is not None else ""
-    bar = tqdm(train_loader, desc=f"epoch {epoch}" if epoch is not None else "training",
-               leave=False, disable=not progress, mininterval=0.5)
+    bar = tqdm(
+        train_loader,
+        desc=f"epoch {epoch}" if epoch is not None else "training",
+        leave=False,
+        disable=not progress,
+        mininterval=0.5,
+    )
     for batch, (images, masks) in enumerate(bar):
         if lr_schedule is not None:
             lr = lr_schedule(step)
@@ -231,8 +236,9 @@ def evaluate(
     """
     device = model_device(model) if device is None else torch.device(device)
     model.to(device)
-    cm, _ = validate(model, shard_loader(loader), num_classes, device=device,
-                     ignore_index=ignore_index)
+    cm, _ = validate(
+        model, shard_loader(loader), num_classes, device=device, ignore_index=ignore_index
+    )
     return cm
 
 
@@ -246,7 +252,7 @@ def should_stop(val_miou: Sequence[float], patience: int | None) -> bool:
     Introduced in `04_training.ipynb`.
 
     Example:
-        >>> should_stop([0.5, 0.7, 0.6, 0.65], patience=2)   # the best, 0.7, is 2 epochs old
+        >>> should_stop([0.5, 0.7, 0.6, 0.65], patience=2)  # the best, 0.7, is 2 epochs old
         True
     """
     if patience is None or not val_miou:
@@ -318,18 +324,41 @@ def fit(
     for epoch in range(len(history) + 1, config.num_epochs + 1):
         epoch_start = run.start_epoch(epoch)
         train_loss = train_one_epoch(
-            net, train_loader, loss_fn, optimizer, device=device, lr_schedule=run.lr_at,
-            amp_dtype=amp_dtype, scaler=scaler, channels_last=config.channels_last,
-            grad_clip=config.grad_clip, on_batch_end=run.after_batch, step=run.step,
-            epoch=epoch, progress=progress,
+            net,
+            train_loader,
+            loss_fn,
+            optimizer,
+            device=device,
+            lr_schedule=run.lr_at,
+            amp_dtype=amp_dtype,
+            scaler=scaler,
+            channels_last=config.channels_last,
+            grad_clip=config.grad_clip,
+            on_batch_end=run.after_batch,
+            step=run.step,
+            epoch=epoch,
+            progress=progress,
         )
         broadcast_buffers(model)  # every process validates the model rank 0 saves
         val_start = time.monotonic()
-        cm, val_loss = validate(model, val_loader, num_classes, loss_fn=loss_fn, device=device,
-                                amp_dtype=amp_dtype, ignore_index=config.ignore_index)
+        cm, val_loss = validate(
+            model,
+            val_loader,
+            num_classes,
+            loss_fn=loss_fn,
+            device=device,
+            amp_dtype=amp_dtype,
+            ignore_index=config.ignore_index,
+        )
         run.val_seconds = max(run.val_seconds, time.monotonic() - val_start)
-        history.append(epoch, train_loss, val_loss, cm, lr=optimizer.param_groups[0]["lr"],
-                       seconds=time.monotonic() - epoch_start)
+        history.append(
+            epoch,
+            train_loss,
+            val_loss,
+            cm,
+            lr=optimizer.param_groups[0]["lr"],
+            seconds=time.monotonic() - epoch_start,
+        )
         improved = run.keep_best(history.val_miou[-1])
         if is_main_process():  # one writer per file
             run.write_checkpoints(improved)
@@ -342,14 +371,17 @@ def fit(
     model.load_state_dict(run.best_state)
     barrier()  # when fit returns in any process, rank 0 has finished writing the checkpoint
     if progress and len(history):
-        tqdm.write(f"best val mIoU {history.best_miou:.4f} at epoch {history.best_epoch} "
-                   f"(stopped by {run.stop_reason.replace('_', ' ')})")
+        tqdm.write(
+            f"best val mIoU {history.best_miou:.4f} at epoch {history.best_epoch} "
+            f"(stopped by {run.stop_reason.replace('_', ' ')})"
+        )
     call_callbacks(run.callbacks, "on_train_end", history)
     return history
 
 
-def _check_inputs(model: nn.Module, train_loader: DataLoader, config: TrainConfig,
-                  device: torch.device) -> int:
+def _check_inputs(
+    model: nn.Module, train_loader: DataLoader, config: TrainConfig, device: torch.device
+) -> int:
     """Fail early, before any training, with what to change; returns the number of classes."""
     num_classes = config.num_classes or getattr(model, "num_classes", None)
     if num_classes is None:
@@ -373,12 +405,17 @@ def _to_device(model: nn.Module, config: TrainConfig, device: torch.device) -> n
     return model
 
 
-def _training_loss(model: nn.Module, loss_fn: nn.Module | None, config: TrainConfig,
-                   num_classes: int) -> nn.Module:
+def _training_loss(
+    model: nn.Module, loss_fn: nn.Module | None, config: TrainConfig, num_classes: int
+) -> nn.Module:
     """`loss_fn`, or the one `config.loss` names; summed over the heads of a deep-supervised model."""
     if loss_fn is None:
-        loss_fn = build_loss(config.loss, num_classes, class_weights=config.class_weights,
-                             ignore_index=config.ignore_index)
+        loss_fn = build_loss(
+            config.loss,
+            num_classes,
+            class_weights=config.class_weights,
+            ignore_index=config.ignore_index,
+        )
     if getattr(model, "deep_supervision", False) and not isinstance(loss_fn, DeepSupervisionLoss):
         loss_fn = DeepSupervisionLoss(loss_fn)  # the model returns (logits, aux) when training
     return loss_fn

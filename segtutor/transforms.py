@@ -9,7 +9,7 @@ Introduced in `01_data.ipynb`.
 
 Example:
     >>> transform = train_transforms((128, 128))
-    >>> image, mask = transform(image_uint8, mask_int64)   # (3, 128, 128) float32, (128, 128) int64
+    >>> image, mask = transform(image_uint8, mask_int64)  # (3, 128, 128) float32, (128, 128) int64
 """
 
 from __future__ import annotations

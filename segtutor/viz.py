@@ -107,8 +107,9 @@ def colorize(mask: Any, palette: Sequence[Sequence[int]] | None = None) -> np.nd
         raise ValueError(f"colorize expects one mask (H, W), got shape {mask.shape}")
     labels = mask[mask != IGNORE_INDEX]
     if labels.size and (labels.min() < 0 or labels.max() > IGNORE_INDEX):
-        raise ValueError(f"mask values must be class indices 0..254 or 255, got {labels.min()}"
-                         f"..{labels.max()}")
+        raise ValueError(
+            f"mask values must be class indices 0..254 or 255, got {labels.min()}..{labels.max()}"
+        )
     if palette is None:
         palette = make_palette(int(labels.max()) + 1 if labels.size else 1)
     if labels.size and labels.max() >= len(palette):
@@ -171,8 +172,9 @@ def overlay(
     return out.round().astype(np.uint8)
 
 
-def error_map(pred: Any, mask: Any, ignore_index: int = IGNORE_INDEX, background: int = 0
-              ) -> np.ndarray:
+def error_map(
+    pred: Any, mask: Any, ignore_index: int = IGNORE_INDEX, background: int = 0
+) -> np.ndarray:
     """Where the prediction is wrong, and how; uint8 `(H, W, 3)` coloured by `ERROR_COLORS`.
 
     Introduced in `06_visualisation.ipynb`.
@@ -237,8 +239,10 @@ def plot_predictions(
     rows = min(len(images), max_rows)
     if rows == 0:
         raise ValueError("plot_predictions needs at least one image")
-    num_classes = len(class_names) if class_names is not None else 1 + max(
-        int(_valid_max(m)) for m in [*list(masks[:rows]), *list(preds[:rows])]
+    num_classes = (
+        len(class_names)
+        if class_names is not None
+        else 1 + max(int(_valid_max(m)) for m in [*list(masks[:rows]), *list(preds[:rows])])
     )
     class_names = list(class_names or [f"class_{c}" for c in range(num_classes)])
     palette = list(palette) if palette is not None else make_palette(len(class_names))
@@ -260,13 +264,29 @@ def plot_predictions(
                 ax.set_title(titles[j], fontsize=10)
     # Two legends: the classes (left) and the error map's colours (right), which reuse
     # Okabe-Ito colours and so must not be read as classes.
-    errors = [Patch(facecolor=np.asarray(c) / 255, edgecolor="0.5", label=name)
-              for name, c in ERROR_COLORS.items() if name not in ("correct", "ignored")]
-    fig.legend(handles=legend_handles(class_names, palette, include_ignore=True),
-               loc="outside lower left", ncol=min(5, len(class_names) + 1), fontsize=8,
-               frameon=False, title="classes", title_fontsize=8)
-    fig.legend(handles=errors, loc="outside lower right", ncol=1, fontsize=8, frameon=False,
-               title="errors", title_fontsize=8)
+    errors = [
+        Patch(facecolor=np.asarray(c) / 255, edgecolor="0.5", label=name)
+        for name, c in ERROR_COLORS.items()
+        if name not in ("correct", "ignored")
+    ]
+    fig.legend(
+        handles=legend_handles(class_names, palette, include_ignore=True),
+        loc="outside lower left",
+        ncol=min(5, len(class_names) + 1),
+        fontsize=8,
+        frameon=False,
+        title="classes",
+        title_fontsize=8,
+    )
+    fig.legend(
+        handles=errors,
+        loc="outside lower right",
+        ncol=1,
+        fontsize=8,
+        frameon=False,
+        title="errors",
+        title_fontsize=8,
+    )
     return fig
 
 
@@ -296,8 +316,14 @@ def plot_history(history: Any) -> Figure:
     best = data.get("best_epoch")
     if best is not None:
         best_miou = data["val_miou"][epochs.index(best)]
-        ax_miou.plot([best], [best_miou], "*", ms=12, color="C3",
-                     label=f"best {best_miou:.3f} (epoch {best})")
+        ax_miou.plot(
+            [best],
+            [best_miou],
+            "*",
+            ms=12,
+            color="C3",
+            label=f"best {best_miou:.3f} (epoch {best})",
+        )
     ax_miou.set(xlabel="epoch", ylabel="mIoU", title="validation mIoU", ylim=(0, 1))
     ax_miou.legend(fontsize=8, loc="lower right")
     for ax in (ax_loss, ax_miou):
@@ -328,8 +354,12 @@ def plot_confusion(
     counts = _numpy(cm.matrix if hasattr(cm, "matrix") else cm).astype(np.float64)
     num_classes = counts.shape[0]
     names = list(class_names or [f"class_{c}" for c in range(num_classes)])
-    sums = {"true": counts.sum(1, keepdims=True), "pred": counts.sum(0, keepdims=True),
-            "all": counts.sum(), None: None}
+    sums = {
+        "true": counts.sum(1, keepdims=True),
+        "pred": counts.sum(0, keepdims=True),
+        "all": counts.sum(),
+        None: None,
+    }
     if normalize not in sums:
         raise ValueError(f"normalize must be 'true', 'pred', 'all' or None, got {normalize!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -345,14 +375,27 @@ def plot_confusion(
         for t in range(num_classes):
             for p in range(num_classes):
                 value = values[t, p]
-                text = _count(counts[t, p]) if normalize is None else (
-                    f"{value:.0%}\n{_count(counts[t, p])}" if np.isfinite(value) else "-")
-                ax.text(p, t, text, ha="center", va="center", fontsize=7,
-                        color="white" if np.isfinite(value) and value > threshold else "black")
+                text = (
+                    _count(counts[t, p])
+                    if normalize is None
+                    else (f"{value:.0%}\n{_count(counts[t, p])}" if np.isfinite(value) else "-")
+                )
+                ax.text(
+                    p,
+                    t,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if np.isfinite(value) and value > threshold else "black",
+                )
     ax.set_xticks(range(num_classes), names, rotation=45, ha="right")
     ax.set_yticks(range(num_classes), names)
-    ax.set(xlabel="predicted class", ylabel="true class",
-           title=f"confusion matrix ({'counts' if normalize is None else 'normalised: ' + normalize})")
+    ax.set(
+        xlabel="predicted class",
+        ylabel="true class",
+        title=f"confusion matrix ({'counts' if normalize is None else 'normalised: ' + normalize})",
+    )
     return fig
 
 

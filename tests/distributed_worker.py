@@ -61,8 +61,12 @@ class StopOnRank1(Callback):
 def run_scenario(scenario: str, data: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     writes = []  # the checkpoint paths this process wrote: rank 0 alone may write
-    save = segtutor.fit_state.save_checkpoint  # the name fit calls (imported from segtutor.checkpoint)
-    segtutor.fit_state.save_checkpoint = lambda path, **f: writes.append(str(path)) or save(path, **f)
+    save = (
+        segtutor.fit_state.save_checkpoint
+    )  # the name fit calls (imported from segtutor.checkpoint)
+    segtutor.fit_state.save_checkpoint = lambda path, **f: (
+        writes.append(str(path)) or save(path, **f)
+    )
     real_clock = time.monotonic
     try:
         train_ds, val_ds = load_splits(data)
@@ -72,8 +76,14 @@ def run_scenario(scenario: str, data: Path, out: Path) -> None:
         assert isinstance(train_loader.sampler, DistributedSampler)
         seed_everything(0)
         model = build_unet("tiny", num_classes=num_classes)
-        config = TrainConfig(num_epochs=16, lr=2e-2, num_classes=num_classes, device="cpu",
-                             progress=False, checkpoint_path=str(out / "best.pt"))
+        config = TrainConfig(
+            num_epochs=16,
+            lr=2e-2,
+            num_classes=num_classes,
+            device="cpu",
+            progress=False,
+            checkpoint_path=str(out / "best.pt"),
+        )
         callbacks = []
         if scenario == "time_budget":
             config = replace(config, num_epochs=1000, time_budget_s=2.0)
@@ -85,8 +95,11 @@ def run_scenario(scenario: str, data: Path, out: Path) -> None:
 
         history = fit(model, train_loader, val_loader, config, callbacks=callbacks)
         time.monotonic = real_clock
-        result = {"history": history.to_dict(), "writes": writes,
-                  "state": {k: v.clone() for k, v in model.state_dict().items()}}
+        result = {
+            "history": history.to_dict(),
+            "writes": writes,
+            "state": {k: v.clone() for k, v in model.state_dict().items()},
+        }
         if scenario == "fit":
             model.eval()
             result["reduced"] = evaluate(model, val_loader, num_classes).matrix
@@ -106,10 +119,24 @@ def main(data: Path, out: Path) -> None:
             run_scenario(scenario, data, out / scenario)
         # What `torchrun ... -m segtutor train ...` runs in each process; the command joins the
         # group that is already here (making a second group in one launch is not reliable).
-        code = segtutor_main([
-            "train", "--data", str(data), "--epochs", "2", "--size", "48", "--batch-size", "4",
-            "--preset", "tiny", "--quiet", "--out", str(out / "command"),
-        ])
+        code = segtutor_main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--epochs",
+                "2",
+                "--size",
+                "48",
+                "--batch-size",
+                "4",
+                "--preset",
+                "tiny",
+                "--quiet",
+                "--out",
+                str(out / "command"),
+            ]
+        )
         assert code == 0 and is_distributed()
     assert not is_distributed()  # process_group() left the group
 

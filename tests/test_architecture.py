@@ -21,7 +21,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "segtutor"
 DATA_SIDE = {"data", "formats", "checks", "transforms", "synth", "synth_images"}
 # `distributed`, `jsonio`, `settings` and `errors` are plain helpers any layer may use.
 LEARN = {
-    "losses", "metrics", "config", "train", "fit_state", "checkpoint", "runtime", "inference",
+    "losses",
+    "metrics",
+    "config",
+    "train",
+    "fit_state",
+    "checkpoint",
+    "runtime",
+    "inference",
     "recipe",
 }
 SHOW = {"viz", "widgets"}
@@ -66,7 +73,10 @@ def offenders(modules: set[str], forbidden_layers: set[str], forbidden_top: set[
     found = []
     for name in sorted(modules):
         for imported in sorted(GRAPH.get(name, ())):
-            if segtutor_layer(imported) in forbidden_layers or imported.split(".")[0] in forbidden_top:
+            if (
+                segtutor_layer(imported) in forbidden_layers
+                or imported.split(".")[0] in forbidden_top
+            ):
                 found.append((name, imported))
     return found
 
@@ -74,9 +84,9 @@ def offenders(modules: set[str], forbidden_layers: set[str], forbidden_top: set[
 def test_the_package_is_read():
     # guards the tests below against passing because nothing was found
     assert {"data", "model", "train", "viz", "cli"} <= set(MODULES)
-    assert "segtutor.model" in GRAPH["train"] or any(
-        segtutor_layer(i) for i in GRAPH["train"]
-    ), "train.py imports nothing of segtutor: the import reader is broken"
+    assert "segtutor.model" in GRAPH["train"] or any(segtutor_layer(i) for i in GRAPH["train"]), (
+        "train.py imports nothing of segtutor: the import reader is broken"
+    )
 
 
 def test_the_data_side_knows_nothing_of_training_plotting_or_the_command_line():

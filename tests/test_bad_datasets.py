@@ -157,7 +157,9 @@ def _broken_val_split(root: Path) -> str:
 BROKEN: dict[str, Callable[[Path], str]] = {
     name.lstrip("_"): builder
     for name, builder in globals().copy().items()
-    if name.startswith("_") and not name.startswith("__") and callable(builder)
+    if name.startswith("_")
+    and not name.startswith("__")
+    and callable(builder)
     and getattr(builder, "__module__", None) == __name__
 }  # every builder above (the two below are for `train` only)
 

@@ -29,9 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "tests/browser/viewer_demo.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
     # Without these the browser keeps trying to reach the network, which is closed here.
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOT = REPO / "test-artifacts" / "browser" / "viewer.png"
 TIMEOUT_MS = 30_000  # any single wait in the browser ...
@@ -58,20 +64,26 @@ def _copy_inputs(root: Path) -> None:
 def _lab_environment(tmp: Path) -> dict[str, str]:
     """Fresh Jupyter config, runtime, settings and workspaces: nothing from the user's set-up."""
     env = dict(os.environ)
-    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR",
-                 "JUPYTERLAB_WORKSPACES_DIR"):
+    for name in (
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "JUPYTERLAB_SETTINGS_DIR",
+        "JUPYTERLAB_WORKSPACES_DIR",
+    ):
         env[name] = str(tmp / name.lower())
         Path(env[name]).mkdir()
     # No "receive Jupyter news?" toast over the page (and no attempt to fetch news).
     notification = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True)
     (notification / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     # Start the notebook's kernel without asking ("Select Kernel" dialog).
     tracker = Path(env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text(
-        json.dumps({"autoStartDefaultKernel": True}))
+        json.dumps({"autoStartDefaultKernel": True})
+    )
     # The kernel runs this environment's python (the one with segtutor installed).
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MPLBACKEND", None)  # let the kernel use its inline backend, as for a learner
@@ -109,13 +121,17 @@ def _stop(server: subprocess.Popen) -> None:
 @pytest.mark.slow  # starts JupyterLab and a browser
 def test_dataset_viewer_in_jupyterlab(tmp_path):
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y "
-                    "chromium) to run the browser test")
+        pytest.skip(
+            f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y "
+            "chromium) to run the browser test"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("the playwright Python package is not installed: pip install playwright "
-                    "(no `playwright install` needed: the test uses /usr/bin/chromium)")
+        pytest.skip(
+            "the playwright Python package is not installed: pip install playwright "
+            "(no `playwright install` needed: the test uses /usr/bin/chromium)"
+        )
 
     start = time.monotonic()
     root = tmp_path / "root"
@@ -125,19 +141,30 @@ def test_dataset_viewer_in_jupyterlab(tmp_path):
     log = tmp_path / "jupyterlab.log"
     with log.open("w") as log_file:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-             "--ip=127.0.0.1", "--IdentityProvider.token=", f"--ServerApp.root_dir={root}",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],  # CI runs as root
-            env=_lab_environment(tmp_path), stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                f"--port={port}",
+                "--ip=127.0.0.1",
+                "--IdentityProvider.token=",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],  # CI runs as root
+            env=_lab_environment(tmp_path),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the kernel goes with it
         )
     console: list[str] = []
     try:
         _wait_for_server(url, server, log)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                                 args=CHROMIUM_ARGS, headless=True)
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(TIMEOUT_MS)
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
@@ -153,24 +180,28 @@ def test_dataset_viewer_in_jupyterlab(tmp_path):
                 image.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)  # imports torch
                 page.wait_for_function(
                     "() => { const i = document.querySelector('img.widget-image');"
-                    " return i && i.complete && i.naturalWidth > 0; }")
+                    " return i && i.complete && i.naturalWidth > 0; }"
+                )
                 first_src = image.get_attribute("src")
                 page.get_by_text("index 0 (50 samples)").wait_for()
 
                 page.get_by_role("button", name="next").click()
                 page.wait_for_function(
-                    "old => document.querySelector('img.widget-image').src !== old",
-                    arg=first_src)
+                    "old => document.querySelector('img.widget-image').src !== old", arg=first_src
+                )
                 page.get_by_text("index 1 (50 samples)").wait_for()
                 second_src = image.get_attribute("src")
                 page.wait_for_function(
-                    "() => document.querySelector('img.widget-image').naturalWidth > 0")
+                    "() => document.querySelector('img.widget-image').naturalWidth > 0"
+                )
 
                 body = page.inner_text("body")
             except Exception as error:  # say what the page showed, not only which wait failed
                 outputs = page.locator(".jp-OutputArea").all_inner_texts()
-                raise AssertionError(f"{error}\noutputs: {outputs}\nconsole: {console[-20:]}\n"
-                                     f"screenshot: {SCREENSHOT}") from error
+                raise AssertionError(
+                    f"{error}\noutputs: {outputs}\nconsole: {console[-20:]}\n"
+                    f"screenshot: {SCREENSHOT}"
+                ) from error
             finally:
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -70,8 +70,11 @@ def test_corrupt_checkpoint(tmp_path, damage):
     path = tmp_path / "best.pt"
     save_checkpoint(path, model_state=nn.Linear(20, 20).state_dict(), epoch=3)
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
-                      "text": b"hello, not a checkpoint"}[damage])
+    path.write_bytes(
+        {"truncate": data[: len(data) // 2], "empty": b"", "text": b"hello, not a checkpoint"}[
+            damage
+        ]
+    )
     with pytest.raises(CheckpointError, match="damaged or incomplete") as info:
         load_checkpoint(path)
     assert str(path) in str(info.value)
@@ -121,8 +124,12 @@ def test_cpu_state_is_a_detached_contiguous_copy():
 
 
 def test_random_state_round_trips_through_a_checkpoint(tmp_path):
-    loader = DataLoader(TensorDataset(torch.arange(10)), batch_size=2, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        TensorDataset(torch.arange(10)),
+        batch_size=2,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
 
     def draws():
         order = [int(x) for (batch,) in loader for x in batch]
@@ -155,5 +162,9 @@ def test_run_metadata_is_plain_and_looks_through_subsets():
     assert meta["model_config"]["num_classes"] == 2 and meta["model_config"]["depth"] == 2
     assert meta["class_names"] == ["background", "disc"]
     assert meta["palette"] == [[0, 0, 0], [230, 159, 0]]
-    assert run_metadata(nn.Conv2d(3, 2, 1), DataLoader(TensorDataset(torch.zeros(2))),
-                        _Config())["model_config"] is None  # not a UNet: nothing to rebuild
+    assert (
+        run_metadata(nn.Conv2d(3, 2, 1), DataLoader(TensorDataset(torch.zeros(2))), _Config())[
+            "model_config"
+        ]
+        is None
+    )  # not a UNet: nothing to rebuild

@@ -160,4 +160,3 @@ def test_truncated_bmp_is_found_by_a_full_decode_or_named_when_loaded(good: Path
     ds = SegmentationDataset(good)  # headers alone cannot tell; loading it names the file
     with pytest.raises(DataError, match="c.bmp"):
         ds[2]
-

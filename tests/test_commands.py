@@ -24,18 +24,39 @@ def scenes(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(scenes, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    code = main([
-        "train", "--data", str(scenes), "--epochs", "2", "--size", "64", "--batch-size", "4",
-        "--out", str(out), "--quiet", "--preset", "tiny",
-    ])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(scenes),
+            "--epochs",
+            "2",
+            "--size",
+            "64",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+            "--quiet",
+            "--preset",
+            "tiny",
+        ]
+    )
     assert code == 0
     return out
 
 
 @pytest.mark.slow  # trains through the whole command line
 def test_train_writes_the_run_folder(trained, capsys):
-    for name in ("best.pt", "last.pt", "metrics.json", "history.json", "curves.png",
-                 "predictions.png", "confusion.png"):
+    for name in (
+        "best.pt",
+        "last.pt",
+        "metrics.json",
+        "history.json",
+        "curves.png",
+        "predictions.png",
+        "confusion.png",
+    ):
         assert (trained / name).is_file(), name
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2
@@ -51,10 +72,25 @@ def test_train_writes_the_run_folder(trained, capsys):
 
 @pytest.mark.slow  # trains through the whole command line
 def test_train_without_deep_supervision(scenes, tmp_path):
-    code = main([
-        "train", "--data", str(scenes), "--epochs", "1", "--size", "64", "--batch-size", "4",
-        "--out", str(tmp_path), "--quiet", "--preset", "tiny", "--no-deep-supervision",
-    ])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(scenes),
+            "--epochs",
+            "1",
+            "--size",
+            "64",
+            "--batch-size",
+            "4",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--preset",
+            "tiny",
+            "--no-deep-supervision",
+        ]
+    )
     assert code == 0
     checkpoint = torch.load(tmp_path / "best.pt", weights_only=True)
     assert not checkpoint["model_config"]["deep_supervision"]
@@ -66,8 +102,12 @@ def test_evaluate_prints_the_table_and_json(trained, scenes, capsys):
     assert main(["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(scenes)]) == 0
     text = capsys.readouterr().out
     assert "background" in text and "ring" in text and "mean" in text
-    assert main(["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(scenes),
-                 "--json"]) == 0
+    assert (
+        main(
+            ["evaluate", "--checkpoint", str(trained / "best.pt"), "--data", str(scenes), "--json"]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     # evaluate recomputes exactly what train reported for the same (best) weights
     trained_metrics = json.loads((trained / "metrics.json").read_text())
@@ -79,13 +119,35 @@ def test_resize_mode_round_trip(scenes, tmp_path, capsys):
     # Whole images resized to 48 pixels for the model, scored at the masks' 64x64: evaluate
     # feeds new images the way the checkpoint says and finds train's numbers again.
     out = tmp_path / "resized"
-    assert main(["train", "--data", str(scenes), "--epochs", "1", "--size", "48",
-                 "--input-mode", "resize", "--batch-size", "4", "--out", str(out), "--quiet",
-                 "--preset", "tiny"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(scenes),
+                "--epochs",
+                "1",
+                "--size",
+                "48",
+                "--input-mode",
+                "resize",
+                "--batch-size",
+                "4",
+                "--out",
+                str(out),
+                "--quiet",
+                "--preset",
+                "tiny",
+            ]
+        )
+        == 0
+    )
     assert torch.load(out / "best.pt", weights_only=True)["config"]["input_mode"] == "resize"
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(scenes),
-                 "--json"]) == 0
+    assert (
+        main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(scenes), "--json"])
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["miou"] == pytest.approx(json.loads((out / "metrics.json").read_text())["miou"])
 
@@ -108,8 +170,20 @@ def test_predict_writes_palette_masks_of_any_size(trained, tmp_path):
     out = tmp_path / "out"
     # a crop-mode model predicts whole images at their own size: 50x70 is padded, and says so
     with pytest.warns(UserWarning, match="padding 50x70 images to 56x72"):
-        assert main(["predict", "--checkpoint", str(trained / "best.pt"), "--input",
-                     str(photos), "--output", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--checkpoint",
+                    str(trained / "best.pt"),
+                    "--input",
+                    str(photos),
+                    "--output",
+                    str(out),
+                ]
+            )
+            == 0
+        )
     mask = Image.open(out / "a.png")
     assert mask.mode == "P" and mask.size == (70, 50)
     assert set(np.unique(np.array(mask))) <= {0, 1, 2, 3}
@@ -157,10 +231,24 @@ def test_train_on_a_broken_folder_names_the_file(tmp_path, capsys):
 @pytest.mark.slow  # trains through the whole command line
 def test_resume_continues_the_history(trained, scenes, tmp_path):
     out = tmp_path / "resumed"
-    code = main([
-        "train", "--data", str(scenes), "--epochs", "3", "--size", "64", "--batch-size", "4",
-        "--out", str(out), "--quiet", "--resume", str(trained / "last.pt"),
-    ])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(scenes),
+            "--epochs",
+            "3",
+            "--size",
+            "64",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+            "--quiet",
+            "--resume",
+            str(trained / "last.pt"),
+        ]
+    )
     assert code == 0
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2, 3]  # epochs 1-2 from last.pt, then one more
@@ -172,10 +260,29 @@ def test_resume_continues_the_history(trained, scenes, tmp_path):
 def test_same_seed_same_numbers(scenes, tmp_path):
     runs = []
     for name in ("a", "b"):
-        assert main([
-            "train", "--data", str(scenes), "--epochs", "1", "--size", "64", "--batch-size", "4",
-            "--out", str(tmp_path / name), "--quiet", "--preset", "tiny", "--seed", "3",
-        ]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--data",
+                    str(scenes),
+                    "--epochs",
+                    "1",
+                    "--size",
+                    "64",
+                    "--batch-size",
+                    "4",
+                    "--out",
+                    str(tmp_path / name),
+                    "--quiet",
+                    "--preset",
+                    "tiny",
+                    "--seed",
+                    "3",
+                ]
+            )
+            == 0
+        )
         runs.append(json.loads((tmp_path / name / "history.json").read_text()))
     assert runs[0]["train_loss"] == runs[1]["train_loss"]
     assert runs[0]["val_miou"] == runs[1]["val_miou"]

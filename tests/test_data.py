@@ -183,7 +183,6 @@ def test_load_splits_rejects_unknown_arguments(good: Path) -> None:
         load_splits(good, num_class=3)
 
 
-
 def test_a_pool_of_one_pair_cannot_be_split(tmp_path: Path) -> None:
     root = make_dataset(tmp_path / "one", {"a": 1})
     with pytest.raises(DataError, match="has 1 pair: too few to split") as info:

@@ -49,23 +49,42 @@ def scenes(tmp_path_factory):
 
 def torchrun(*args: str, timeout: float = 150) -> str:
     """`torchrun --standalone --nproc_per_node=2 ARGS` with gloo on 2 CPU processes; its stdout."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        *args,
+    ]
     # The timeout turns a hang (a process waiting forever in a collective) into a failure. The
     # launch gets a session of its own so that a hang can be ended with all its processes.
-    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
+    with subprocess.Popen(
+        command,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             stdout, stderr = process.communicate()
-            pytest.fail(f"torchrun hung for {timeout} s (a process left waiting in a collective?)"
-                        f"\n{stdout[-3000:]}{stderr[-3000:]}")
+            pytest.fail(
+                f"torchrun hung for {timeout} s (a process left waiting in a collective?)"
+                f"\n{stdout[-3000:]}{stderr[-3000:]}"
+            )
     assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
     return stdout
 
@@ -166,8 +185,14 @@ def test_a_stop_seen_by_one_process_stops_both(launch, stop):
 def test_the_train_command_under_torchrun(launch, scenes):
     out, stdout = launch[0] / "command", launch[1]
     assert stdout.count("data: ") == 1 and stdout.count("wrote ") == 1  # rank 0 alone prints
-    for name in ("best.pt", "metrics.json", "history.json", "curves.png", "predictions.png",
-                 "confusion.png"):
+    for name in (
+        "best.pt",
+        "metrics.json",
+        "history.json",
+        "curves.png",
+        "predictions.png",
+        "confusion.png",
+    ):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2

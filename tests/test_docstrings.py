@@ -85,7 +85,9 @@ def _long_functions(source: str, limit: int) -> list[str]:
 def test_the_length_check_sees_a_long_function():
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
     source = f"def long():\n{body}\n\n\ndef short():\n    pass\n"
-    assert _long_functions(source, MAX_FUNCTION_LINES) == [f"long:1 ({MAX_FUNCTION_LINES + 1} lines)"]
+    assert _long_functions(source, MAX_FUNCTION_LINES) == [
+        f"long:1 ({MAX_FUNCTION_LINES + 1} lines)"
+    ]
 
 
 def test_no_function_is_longer_than_one_sitting():

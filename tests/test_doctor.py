@@ -49,7 +49,11 @@ def test_usable_dataset_exits_0_and_describes_it(tmp_path: Path, capsys) -> None
     assert "image modes: RGB x3" in out and "mask modes: L x3" in out
     assert "mask values: 0, 1, 2" in out
     # 3 masks of 48 px: class 0 has 24 + 24 + 0, class 1 has 3 * 24 = 72, class 2 has 24
-    assert "72" in out and "50.00%" in out and f"class weights ({RECOMMENDED_WEIGHTING}, train's default)" in out
+    assert (
+        "72" in out
+        and "50.00%" in out
+        and f"class weights ({RECOMMENDED_WEIGHTING}, train's default)" in out
+    )
     assert "problems: none" in out and "OK" in out
 
 
@@ -69,8 +73,9 @@ def test_the_report_prints_the_weights_train_uses(tmp_path: Path, capsys) -> Non
     assert code == 0
     counts = [24 + 24 + 0, 72, 24]
     for k, w in enumerate(class_weights(counts, RECOMMENDED_WEIGHTING).tolist()):
-        assert any(line.split()[:1] == [str(k)] and line.endswith(f"{w:8.3f}")
-                   for line in out.splitlines()), (k, w, out)
+        assert any(
+            line.split()[:1] == [str(k)] and line.endswith(f"{w:8.3f}") for line in out.splitlines()
+        ), (k, w, out)
 
 
 def test_both_splits_are_reported(tmp_path: Path, capsys) -> None:

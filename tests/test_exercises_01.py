@@ -70,6 +70,7 @@ def test_q1_uint8_is_refused_with_the_fix():
 def test_q1_numpy_and_none():
     status, message = _verdict(ex.q1, lambda m: np.array(m))
     assert status == "incorrect" and "torch.from_numpy" in message
+
     def forgot_return(pil_mask):
         torch.from_numpy(np.array(pil_mask)).long()
 

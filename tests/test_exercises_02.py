@@ -34,8 +34,9 @@ def test_q1_forgot_in_channels():
 
 
 def test_q1_float_is_refused():
-    result = ex.q1.check(lambda i, o, k, bias=True: float(count_conv_params(i, o, k, bias)),
-                         show=False)
+    result = ex.q1.check(
+        lambda i, o, k, bias=True: float(count_conv_params(i, o, k, bias)), show=False
+    )
     assert not result and "should be an int" in result.message
 
 
@@ -100,8 +101,12 @@ def test_q2_missing_last_relu():
 
 def test_q2_missing_batchnorm():
     def no_bn(i, o):
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.ReLU(),
-                             nn.Conv2d(o, o, 3, padding=1, bias=False), nn.ReLU())
+        return nn.Sequential(
+            nn.Conv2d(i, o, 3, padding=1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(o, o, 3, padding=1, bias=False),
+            nn.ReLU(),
+        )
 
     result = ex.q2.check(no_bn, show=False)
     assert not result and "BatchNorm2d is missing" in result.message
@@ -109,8 +114,12 @@ def test_q2_missing_batchnorm():
 
 def test_q2_wrong_channels_in_second_conv_explains():
     def wrong(i, o):
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o),
-                             nn.ReLU(), nn.Conv2d(i, o, 3, padding=1, bias=False))
+        return nn.Sequential(
+            nn.Conv2d(i, o, 3, padding=1, bias=False),
+            nn.BatchNorm2d(o),
+            nn.ReLU(),
+            nn.Conv2d(i, o, 3, padding=1, bias=False),
+        )
 
     result = ex.q2.check(wrong, show=False)
     assert not result and "channels" in result.message

@@ -29,8 +29,9 @@ def test_q1_solution_passes():
 
 
 def test_q1_float_result_is_accepted():
-    assert ex.q1.check(lambda lo, m, ignore_index=255: pixel_cross_entropy(lo, m).item(),
-                       show=False)
+    assert ex.q1.check(
+        lambda lo, m, ignore_index=255: pixel_cross_entropy(lo, m).item(), show=False
+    )
 
 
 def test_q1_forgot_ignore_crashes_with_explanation():
@@ -120,9 +121,7 @@ def test_q2_inverted():
 
 
 def test_q2_inverse_frequency():
-    result = ex.q2.check(
-        lambda c: (c.sum() / (len(c) * c.double())).float(), show=False
-    )
+    result = ex.q2.check(lambda c: (c.sum() / (len(c) * c.double())).float(), show=False)
     assert not result and "inverse-frequency" in result.message
 
 
@@ -203,7 +202,9 @@ def test_q3_one_hot_of_255_crashes_with_explanation():
         onehot = F.one_hot(masks, logits.shape[1]).permute(0, 3, 1, 2).float()
         probs = logits.softmax(1)
         inter = (probs * onehot).sum((0, 2, 3))
-        return (1 - (2 * inter + smooth) / (probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + smooth)).mean()
+        return (
+            1 - (2 * inter + smooth) / (probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + smooth)
+        ).mean()
 
     result = ex.q3.check(no_ignore, show=False)
     assert not result and "one_hot" in result.message and "255" in result.message

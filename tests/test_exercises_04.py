@@ -28,8 +28,9 @@ def train_one_epoch(model, loader, optimizer, loss_fn):
     return loss_sum / num_images
 
 
-def _epoch(model, loader, optimizer, loss_fn, train=True, zero_grad=True, step=True,
-           average="images"):
+def _epoch(
+    model, loader, optimizer, loss_fn, train=True, zero_grad=True, step=True, average="images"
+):
     if train:
         model.train()
     losses, sizes = [], []
@@ -170,8 +171,7 @@ def test_q2_crash_on_empty_history_is_explained():
 
 
 def test_q2_not_attempted():
-    def should_stop(val_mious, patience):
-        ...
+    def should_stop(val_mious, patience): ...
 
     assert ex.q2.check(should_stop, show=False).status == "not_attempted"
 

@@ -45,8 +45,9 @@ def test_q1_transposed():
 
 def test_q1_forgot_ignore_explains():
     def no_ignore(preds, masks, num_classes, ignore_index=255):
-        bins = torch.bincount(num_classes * masks.flatten() + preds.flatten(),
-                              minlength=num_classes**2)
+        bins = torch.bincount(
+            num_classes * masks.flatten() + preds.flatten(), minlength=num_classes**2
+        )
         return bins.reshape(num_classes, num_classes)
 
     result = ex.q1.check(no_ignore, show=False)
@@ -140,8 +141,7 @@ def test_q2_integer_division():
 
 
 def test_q2_not_attempted():
-    def iou_per_class(cm):
-        ...
+    def iou_per_class(cm): ...
 
     assert ex.q2.check(iou_per_class, show=False).status == "not_attempted"
 

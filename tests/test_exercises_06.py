@@ -107,8 +107,7 @@ def test_q2_counted_ignored_pixels():
 
 
 def test_q2_not_attempted():
-    def error_counts(pred, mask, ignore_index=255):
-        ...
+    def error_counts(pred, mask, ignore_index=255): ...
 
     assert ex.q2.check(error_counts, show=False).status == "not_attempted"
 

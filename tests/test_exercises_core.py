@@ -257,7 +257,9 @@ def test_diagnose_adds_its_note_and_a_crashing_diagnosis_adds_none():
     assert "Leave the 255 pixels out." in result.message
     result = CountWithDiagnosis().check(lambda mask, num_classes: [1, 2, 1], show=False)
     assert "should be a torch.Tensor, but it is a list" in result.message
-    assert "no_such_attribute" not in result.message and "could not be compared" not in result.message
+    assert (
+        "no_such_attribute" not in result.message and "could not be compared" not in result.message
+    )
 
 
 def test_wrong_number_of_parameters(q):

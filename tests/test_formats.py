@@ -165,7 +165,6 @@ def test_read_image_names_a_bad_file(tmp_path: Path) -> None:
         read_image(tmp_path / "b.png")
 
 
-
 def test_is_image_file_is_the_one_listing_rule(tmp_path: Path) -> None:
     for name in ("a.png", "b.JPG", "c.jpeg", "d.bmp", "e.tif", "f.TIFF", ".hidden.png", "._a.png",
                  "notes.txt", "Thumbs.db", "noext"):  # fmt: skip

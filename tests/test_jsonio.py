@@ -19,12 +19,27 @@ def test_json_ready_nan_and_infinities_become_none():
 
 
 def test_json_ready_numpy_torch_and_paths():
-    data = {"f": np.float32(0.5), "n": np.float64("nan"), "i": np.int64(7), "b": np.bool_(True),
-            "arr": np.array([[1.0, np.nan]]), "t": torch.tensor([2.0, float("nan")]),
-            "s": torch.tensor(3), "p": Path("runs") / "best.pt"}
+    data = {
+        "f": np.float32(0.5),
+        "n": np.float64("nan"),
+        "i": np.int64(7),
+        "b": np.bool_(True),
+        "arr": np.array([[1.0, np.nan]]),
+        "t": torch.tensor([2.0, float("nan")]),
+        "s": torch.tensor(3),
+        "p": Path("runs") / "best.pt",
+    }
     out = json_ready(data)
-    assert out == {"f": 0.5, "n": None, "i": 7, "b": True, "arr": [[1.0, None]],
-                   "t": [2.0, None], "s": 3, "p": str(Path("runs") / "best.pt")}
+    assert out == {
+        "f": 0.5,
+        "n": None,
+        "i": 7,
+        "b": True,
+        "arr": [[1.0, None]],
+        "t": [2.0, None],
+        "s": 3,
+        "p": str(Path("runs") / "best.pt"),
+    }
     assert type(out["i"]) is int and type(out["f"]) is float
     json.dumps(out, allow_nan=False)  # plain JSON: would raise on NaN or numpy values
 

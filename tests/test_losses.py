@@ -183,6 +183,8 @@ def test_deep_supervision_loss_is_the_weighted_sum_and_plain_for_one_tensor():
     torch.testing.assert_close(loss((logits, [a1, a2]), masks), expected)
     torch.testing.assert_close(loss(logits, masks), base(logits, masks))  # eval-mode output
     custom = DeepSupervisionLoss(base, weights=[1.0, 0.0])
-    torch.testing.assert_close(custom((logits, [a1, a2]), masks), base(logits, masks) + base(a1, masks))
+    torch.testing.assert_close(
+        custom((logits, [a1, a2]), masks), base(logits, masks) + base(a1, masks)
+    )
     with pytest.raises(ValueError, match="2 auxiliary outputs but 1 weights"):
         DeepSupervisionLoss(base, weights=[1.0])((logits, [a1, a2]), masks)

@@ -20,7 +20,12 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = [
-    "01_data", "02_unet", "03_losses", "04_training", "05_evaluation", "06_visualisation",
+    "01_data",
+    "02_unet",
+    "03_losses",
+    "04_training",
+    "05_evaluation",
+    "06_visualisation",
 ]
 MAX_BYTES = 1_000_000
 
@@ -37,8 +42,10 @@ def _source(cell: dict) -> str:
 def _headings(nb: dict) -> list[str]:
     return [
         line.strip()
-        for cell in nb["cells"] if cell["cell_type"] == "markdown"
-        for line in _source(cell).splitlines() if line.startswith("#")
+        for cell in nb["cells"]
+        if cell["cell_type"] == "markdown"
+        for line in _source(cell).splitlines()
+        if line.startswith("#")
     ]
 
 
@@ -63,7 +70,9 @@ def test_skeleton(path: Path):
     headings = _headings(nb)
     for heading in ("## Setup", "## Summary", "## Exercises"):
         assert heading in headings, f"missing {heading}"
-    assert headings.index("## Setup") < headings.index("## Summary") < headings.index("## Exercises")
+    assert (
+        headings.index("## Setup") < headings.index("## Summary") < headings.index("## Exercises")
+    )
 
     # One Setup cell: the code cell right after the Setup heading seeds and reads quick mode.
     cells = nb["cells"]

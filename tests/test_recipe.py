@@ -96,8 +96,16 @@ def test_epochs_default_from_quick_mode(scenes, monkeypatch):
 
 
 def test_config_carries_the_choices(scenes, tmp_path):
-    run = prepare(scenes, preset="tiny", lr=1e-3, seed=7, loss="ce", run_dir=tmp_path,
-                  deep_supervision=False, progress=False)
+    run = prepare(
+        scenes,
+        preset="tiny",
+        lr=1e-3,
+        seed=7,
+        loss="ce",
+        run_dir=tmp_path,
+        deep_supervision=False,
+        progress=False,
+    )
     config = run.config
     assert (config.lr, config.seed, config.loss, config.progress) == (1e-3, 7, "ce", False)
     assert config.checkpoint_path == str(tmp_path / "best.pt")
@@ -135,8 +143,15 @@ def test_max_train_images_keeps_the_first_ones(scenes):
 
 
 def test_resume_from_restores_the_model(scenes, tmp_path):
-    run = prepare(scenes, input_size=32, batch_size=4, preset="tiny", num_epochs=1,
-                  progress=False, run_dir=tmp_path)
+    run = prepare(
+        scenes,
+        input_size=32,
+        batch_size=4,
+        preset="tiny",
+        num_epochs=1,
+        progress=False,
+        run_dir=tmp_path,
+    )
     fit(run.model, run.train_loader, run.val_loader, run.config)
     resumed = prepare(scenes, input_size=32, batch_size=4, resume_from=tmp_path / "last.pt")
     assert resumed.resume_from is not None and resumed.resume_from["epoch"] == 1

@@ -33,8 +33,9 @@ from segtutor.train import (
 NUM_CLASSES = 3
 COLORS = torch.tensor([[0.1, 0.1, 0.1], [0.9, 0.2, 0.1], [0.1, 0.3, 0.9]])  # one per class
 
-CONFIG = TrainConfig(num_epochs=3, lr=0.05, num_classes=NUM_CLASSES, progress=False, seed=0,
-                     device="cpu")
+CONFIG = TrainConfig(
+    num_epochs=3, lr=0.05, num_classes=NUM_CLASSES, progress=False, seed=0, device="cpu"
+)
 
 
 def colour_dataset(n: int = 12, size: int = 16, seed: int = 0) -> TensorDataset:
@@ -81,9 +82,16 @@ def test_overfits_a_tiny_dataset():
 
 
 def test_history_round_trips_and_is_json_safe():
-    history = History(epoch=[1, 2], train_loss=[1.0, 0.5], val_loss=[0.9, 0.6],
-                      val_iou=[[0.5, math.nan], [0.7, 0.8]], val_miou=[0.5, 0.75],
-                      val_pixel_accuracy=[0.8, 0.9], lr=[0.1, 0.1], epoch_time_s=[1.0, 1.0])
+    history = History(
+        epoch=[1, 2],
+        train_loss=[1.0, 0.5],
+        val_loss=[0.9, 0.6],
+        val_iou=[[0.5, math.nan], [0.7, 0.8]],
+        val_miou=[0.5, 0.75],
+        val_pixel_accuracy=[0.8, 0.9],
+        lr=[0.1, 0.1],
+        epoch_time_s=[1.0, 1.0],
+    )
     data = history.to_dict()
     assert data["val_iou"][0][1] is None  # NaN -> None for JSON
     assert (data["best_epoch"], data["best_miou"]) == (2, 0.75)
@@ -112,8 +120,12 @@ def test_resume_continues_the_run_exactly(tmp_path):
     # Stop after 2 of the planned 4 epochs (a callback; num_epochs=2 would plan a shorter
     # lr schedule), then resume: the same numbers as the uninterrupted run.
     path = tmp_path / "best.pt"
-    first = fit(new_model(), *loaders(), replace(config, checkpoint_path=str(path)),
-                callbacks=[lambda epoch, history: epoch == 2])
+    first = fit(
+        new_model(),
+        *loaders(),
+        replace(config, checkpoint_path=str(path)),
+        callbacks=[lambda epoch, history: epoch == 2],
+    )
     assert first.stop_reason == "callback"
     assert load_checkpoint(path)["epoch"] == 2 == first.best_epoch  # the resume point
     resumed = fit(new_model(seed=123), *loaders(), config, resume_from=path)
@@ -127,9 +139,12 @@ def test_last_checkpoint_resumes_from_the_latest_epoch_and_keeps_the_best(tmp_pa
     straight = fit(straight_model, *loaders(), config)
 
     best_path, last_path = tmp_path / "best.pt", tmp_path / "last.pt"
-    first = fit(new_model(), *loaders(),
-                replace(config, checkpoint_path=str(best_path), last_checkpoint_path=str(last_path)),
-                callbacks=[lambda epoch, history: epoch == 3])
+    first = fit(
+        new_model(),
+        *loaders(),
+        replace(config, checkpoint_path=str(best_path), last_checkpoint_path=str(last_path)),
+        callbacks=[lambda epoch, history: epoch == 3],
+    )
     last = load_checkpoint(last_path)
     assert last["epoch"] == 3 == len(first)  # the latest epoch, whichever was best
     best = load_checkpoint(best_path)
@@ -162,8 +177,9 @@ def test_time_budget_stops_cleanly_and_keeps_the_best(tmp_path):
     model = new_model()
     # amp=False: on a CPU with native bfloat16, fit validates under autocast and `evaluate` in
     # float32, and the two mIoUs compared below may then differ in the last pixels
-    config = replace(CONFIG, num_epochs=1000, time_budget_s=0.5, checkpoint_path=str(path),
-                     amp=False)
+    config = replace(
+        CONFIG, num_epochs=1000, time_budget_s=0.5, checkpoint_path=str(path), amp=False
+    )
     history = fit(model, *loaders(), config)
     assert history.stop_reason == "time_budget"
     assert 1 <= len(history) < 1000
@@ -176,8 +192,10 @@ def test_time_budget_stops_cleanly_and_keeps_the_best(tmp_path):
     torch.testing.assert_close(saved["weight"], model.weight.detach(), rtol=0, atol=0)
 
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                    reason="torch.compile needs a C compiler on a CPU")
+@pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None,
+    reason="torch.compile needs a C compiler on a CPU",
+)
 @pytest.mark.slow  # compiles the model
 def test_compile_option_trains_the_same_model():
     config = replace(CONFIG, num_epochs=2)
@@ -234,8 +252,12 @@ def test_callbacks_are_called_and_can_stop():
             self.ended += 1
 
     recorder = Recorder()
-    history = fit(new_model(), *loaders(), replace(CONFIG, num_epochs=5),
-                  callbacks=[recorder, lambda epoch, history: epoch == 2])
+    history = fit(
+        new_model(),
+        *loaders(),
+        replace(CONFIG, num_epochs=5),
+        callbacks=[recorder, lambda epoch, history: epoch == 2],
+    )
     assert history.stop_reason == "callback" and len(history) == 2
     assert recorder.epochs == [(1, 1), (2, 2)]
     assert recorder.batches == [(1, 1), (1, 2), (1, 3), (2, 4), (2, 5), (2, 6)]
@@ -274,11 +296,14 @@ def test_onecycle_follows_torch_onecycle():
     config = replace(CONFIG, lr=1e-2, scheduler="onecycle")
     total = 1000
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=config.lr)
-    oracle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
-                                                 cycle_momentum=False)
+    oracle = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total, cycle_momentum=False
+    )
     for step in range(total):
         expected = optimizer.param_groups[0]["lr"]
-        assert scheduled_lr(config, step / (total - 1)) == pytest.approx(expected, abs=0.01 * config.lr)
+        assert scheduled_lr(config, step / (total - 1)) == pytest.approx(
+            expected, abs=0.01 * config.lr
+        )
         optimizer.step()
         oracle.step()
     assert scheduled_lr(replace(config, scheduler="cosine"), 1.0) == pytest.approx(0.0)
@@ -303,9 +328,14 @@ def test_unet_round_trips_through_a_checkpoint(tmp_path):
     path = tmp_path / "best.pt"
     fit(model, *loaders(), replace(CONFIG, num_epochs=1, checkpoint_path=str(path)))
     checkpoint = load_checkpoint(path)
-    assert checkpoint["model_config"] == dict(in_channels=3, num_classes=NUM_CLASSES,
-                                              base_width=4, depth=2, bilinear=False,
-                                              deep_supervision=False)
+    assert checkpoint["model_config"] == dict(
+        in_channels=3,
+        num_classes=NUM_CLASSES,
+        base_width=4,
+        depth=2,
+        bilinear=False,
+        deep_supervision=False,
+    )
     rebuilt = model_from_checkpoint(checkpoint)
     images = torch.rand(2, 3, 16, 16)
     torch.testing.assert_close(predict_logits(rebuilt, images), predict_logits(model, images))
@@ -385,8 +415,9 @@ def test_train_one_epoch_equals_the_hand_written_loop():
         num_images += images.shape[0]
 
     library = new_model()
-    mean_loss = train_one_epoch(library, loader, loss_fn,
-                                torch.optim.SGD(library.parameters(), lr=0.1))
+    mean_loss = train_one_epoch(
+        library, loader, loss_fn, torch.optim.SGD(library.parameters(), lr=0.1)
+    )
     torch.testing.assert_close(mean_loss, loss_sum / num_images, rtol=0, atol=0)
     for name, value in by_hand.state_dict().items():
         torch.testing.assert_close(library.state_dict()[name], value, rtol=0, atol=0)
@@ -397,9 +428,15 @@ def test_train_one_epoch_options_schedule_clip_and_stop():
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     seen = []
     loss = train_one_epoch(
-        model, DataLoader(colour_dataset(12), batch_size=4), nn.CrossEntropyLoss(ignore_index=255),
-        optimizer, lr_schedule=lambda step: 0.01 * (step + 1), grad_clip=0.5,
-        channels_last=True, step=10, on_batch_end=lambda step, loss: seen.append(step) or step == 12,
+        model,
+        DataLoader(colour_dataset(12), batch_size=4),
+        nn.CrossEntropyLoss(ignore_index=255),
+        optimizer,
+        lr_schedule=lambda step: 0.01 * (step + 1),
+        grad_clip=0.5,
+        channels_last=True,
+        step=10,
+        on_batch_end=lambda step, loss: seen.append(step) or step == 12,
     )
     assert seen == [11, 12]  # steps count on from 10; True after the second batch ends the epoch
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.12)  # set before each batch
@@ -411,9 +448,12 @@ def test_train_one_epoch_nan_loss_names_the_batch():
     images[5, 0, 5, 5] = math.nan
     model = new_model()
     with pytest.raises(FloatingPointError, match=r"at batch 2/2 \(step 2, lr 1.00e-01\)"):
-        train_one_epoch(model, DataLoader(TensorDataset(images, masks), batch_size=4),
-                        nn.CrossEntropyLoss(ignore_index=255),
-                        torch.optim.SGD(model.parameters(), lr=0.1))
+        train_one_epoch(
+            model,
+            DataLoader(TensorDataset(images, masks), batch_size=4),
+            nn.CrossEntropyLoss(ignore_index=255),
+            torch.optim.SGD(model.parameters(), lr=0.1),
+        )
 
 
 def test_validate_confusion_matrix_and_loss():
@@ -433,19 +473,22 @@ def test_validate_confusion_matrix_and_loss():
     assert math.isnan(validate(model, val, NUM_CLASSES)[1])  # no loss_fn: no loss
 
 
-@pytest.mark.parametrize(("val_miou", "patience", "stop"), [
-    ([], 2, False),  # nothing to judge yet
-    ([0.5, 0.4, 0.3], None, False),  # no patience: never
-    ([0.5, 0.6, 0.7], 1, False),  # improving
-    ([0.5, 0.7, 0.6], 1, True),  # the best is 1 epoch old
-    ([0.5, 0.7, 0.6], 2, False),
-    ([0.5, 0.7, 0.6, 0.65], 2, True),
-    ([0.7, 0.7, 0.7], 2, True),  # a tie is no improvement: the best is the earliest
-    ([0.5, math.nan, math.nan], 2, True),  # NaN never improves
-    ([math.nan, math.nan], 2, True),  # nothing measured for `patience` epochs
-    ([math.nan], 2, False),
-    ([0.5], 0, True),  # patience 0: stop after any epoch
-])
+@pytest.mark.parametrize(
+    ("val_miou", "patience", "stop"),
+    [
+        ([], 2, False),  # nothing to judge yet
+        ([0.5, 0.4, 0.3], None, False),  # no patience: never
+        ([0.5, 0.6, 0.7], 1, False),  # improving
+        ([0.5, 0.7, 0.6], 1, True),  # the best is 1 epoch old
+        ([0.5, 0.7, 0.6], 2, False),
+        ([0.5, 0.7, 0.6, 0.65], 2, True),
+        ([0.7, 0.7, 0.7], 2, True),  # a tie is no improvement: the best is the earliest
+        ([0.5, math.nan, math.nan], 2, True),  # NaN never improves
+        ([math.nan, math.nan], 2, True),  # nothing measured for `patience` epochs
+        ([math.nan], 2, False),
+        ([0.5], 0, True),  # patience 0: stop after any epoch
+    ],
+)
 def test_should_stop(val_miou, patience, stop):
     assert should_stop(val_miou, patience) is stop
 

@@ -42,7 +42,11 @@ def test_colorize_known_mask():
     rgb = colorize(mask)
     assert rgb.dtype == np.uint8 and rgb.shape == (2, 2, 3)
     assert [tuple(int(v) for v in rgb[i, j]) for i in range(2) for j in range(2)] == [
-        DEFAULT_PALETTE[0], DEFAULT_PALETTE[1], DEFAULT_PALETTE[2], IGNORE_COLOR]
+        DEFAULT_PALETTE[0],
+        DEFAULT_PALETTE[1],
+        DEFAULT_PALETTE[2],
+        IGNORE_COLOR,
+    ]
     custom = colorize(mask.numpy(), palette=[(1, 2, 3), (4, 5, 6), (7, 8, 9)])
     assert tuple(custom[1, 0]) == (7, 8, 9)
 
@@ -73,22 +77,29 @@ def test_to_uint8_image_denormalises():
 
 
 def test_error_map_counts_each_kind_exactly():
-    mask = np.array([[0, 0, 1, 1, 2, 255],
-                     [0, 2, 1, 2, 0, 255]])
-    pred = np.array([[0, 1, 1, 0, 1, 0],
-                     [2, 2, 1, 0, 0, 1]])
+    mask = np.array([[0, 0, 1, 1, 2, 255], [0, 2, 1, 2, 0, 255]])
+    pred = np.array([[0, 1, 1, 0, 1, 0], [2, 2, 1, 0, 0, 1]])
     # correct: (0,0) (0,2) (1,1) (1,2) (1,4) = 5; false positive (truth 0, pred object): (0,1)
     # (1,0) = 2; false negative (truth object, pred 0): (0,3) (1,3) = 2; wrong class (2 -> 1):
     # (0,4) = 1; ignored: 2.
     out = error_map(pred, mask)
-    counts = {name: int(np.all(out == np.array(color), axis=-1).sum())
-              for name, color in ERROR_COLORS.items()}
-    assert counts == {"correct": 5, "false positive": 2, "false negative": 2, "wrong class": 1,
-                      "ignored": 2}
+    counts = {
+        name: int(np.all(out == np.array(color), axis=-1).sum())
+        for name, color in ERROR_COLORS.items()
+    }
+    assert counts == {
+        "correct": 5,
+        "false positive": 2,
+        "false negative": 2,
+        "wrong class": 1,
+        "ignored": 2,
+    }
     binary = error_map(torch.tensor([[1, 0, 1]]), torch.tensor([[0, 1, 1]]))
-    assert [tuple(c) for c in binary[0]] == [ERROR_COLORS["false positive"],
-                                              ERROR_COLORS["false negative"],
-                                              ERROR_COLORS["correct"]]
+    assert [tuple(c) for c in binary[0]] == [
+        ERROR_COLORS["false positive"],
+        ERROR_COLORS["false negative"],
+        ERROR_COLORS["correct"],
+    ]
 
 
 def test_legend_handles():
@@ -104,18 +115,30 @@ def test_plot_predictions_grid_of_varying_sizes():
     fig = plot_predictions(images, masks, preds, class_names=["bg", "a", "b"], max_rows=2)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2 * 4
-    assert [ax.get_title() for ax in fig.axes[:4]] == ["image", "ground truth", "prediction",
-                                                       "errors"]
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "image",
+        "ground truth",
+        "prediction",
+        "errors",
+    ]
     fig.canvas.draw()  # renders without error
-    batch = plot_predictions(torch.randn(5, 3, 8, 8), torch.randint(0, 2, (5, 8, 8)),
-                             torch.randint(0, 2, (5, 8, 8)))
+    batch = plot_predictions(
+        torch.randn(5, 3, 8, 8), torch.randint(0, 2, (5, 8, 8)), torch.randint(0, 2, (5, 8, 8))
+    )
     assert len(batch.axes) == 4 * 4
 
 
 def test_plot_history_from_history_and_dict():
-    history = History(epoch=[1, 2, 3], train_loss=[1.0, 0.6, 0.4], val_loss=[0.9, 0.7, 0.6],
-                      val_iou=[[0.5, 0.1]] * 3, val_miou=[0.3, 0.6, 0.5],
-                      val_pixel_accuracy=[0.7] * 3, lr=[1e-3] * 3, epoch_time_s=[1.0] * 3)
+    history = History(
+        epoch=[1, 2, 3],
+        train_loss=[1.0, 0.6, 0.4],
+        val_loss=[0.9, 0.7, 0.6],
+        val_iou=[[0.5, 0.1]] * 3,
+        val_miou=[0.3, 0.6, 0.5],
+        val_pixel_accuracy=[0.7] * 3,
+        lr=[1e-3] * 3,
+        epoch_time_s=[1.0] * 3,
+    )
     for source in (history, history.to_dict()):
         fig = plot_history(source)
         loss_ax, miou_ax = fig.axes
@@ -151,7 +174,16 @@ def test_no_pyplot_figures_and_no_rcparams_at_import():
     importlib.reload(viz)
     assert dict(matplotlib.rcParams) == before
     plt.close("all")
-    viz.plot_history(History(epoch=[1], train_loss=[1.0], val_loss=[1.0], val_iou=[[0.5]],
-                             val_miou=[0.5], val_pixel_accuracy=[0.5], lr=[0.1],
-                             epoch_time_s=[1.0]))
+    viz.plot_history(
+        History(
+            epoch=[1],
+            train_loss=[1.0],
+            val_loss=[1.0],
+            val_iou=[[0.5]],
+            val_miou=[0.5],
+            val_pixel_accuracy=[0.5],
+            lr=[0.1],
+            epoch_time_s=[1.0],
+        )
+    )
     assert plt.get_fignums() == []  # figures are not registered with pyplot: no double display

@@ -155,8 +155,9 @@ def test_opacity_zero_gives_the_raw_image_and_ignore_is_white(scenes):
     assert (mask == IGNORE_INDEX).any()
     assert (viewer.current_image()[mask == IGNORE_INDEX] == IGNORE_COLOR).all()
     viewer.ignore_toggle.value = False
-    np.testing.assert_array_equal(viewer.current_image()[mask == IGNORE_INDEX],
-                                  image[mask == IGNORE_INDEX])
+    np.testing.assert_array_equal(
+        viewer.current_image()[mask == IGNORE_INDEX], image[mask == IGNORE_INDEX]
+    )
 
     viewer.class_toggles[0].value = True  # every class shown ...
     viewer.ignore_toggle.value = True
@@ -244,12 +245,18 @@ def test_prediction_viewer_error_map_counts(scenes):
     viewer.class_dropdown.value = 1
     viewer.slider.value = 1
     errors = viewer._rows()[0][0][3]
-    assert color_count(errors, CLASS_ERROR_COLORS["false positive"]) == (
-        (preds == 1) & (mask != 1) & labelled).sum()
-    assert color_count(errors, CLASS_ERROR_COLORS["true positive"]) == (
-        (preds == 1) & (mask == 1)).sum()
-    assert color_count(errors, CLASS_ERROR_COLORS["false negative"]) == (
-        (preds != 1) & (mask == 1)).sum()
+    assert (
+        color_count(errors, CLASS_ERROR_COLORS["false positive"])
+        == ((preds == 1) & (mask != 1) & labelled).sum()
+    )
+    assert (
+        color_count(errors, CLASS_ERROR_COLORS["true positive"])
+        == ((preds == 1) & (mask == 1)).sum()
+    )
+    assert (
+        color_count(errors, CLASS_ERROR_COLORS["false negative"])
+        == ((preds != 1) & (mask == 1)).sum()
+    )
 
 
 def test_predictions_are_lazy_and_cached(scenes):
@@ -334,8 +341,9 @@ def painted(tmp_path, scenes):
         _, mask = raw(scenes, i)
         Image.fromarray(colorize(mask, palette)).save(tmp_path / "images" / f"p{i}.png")
         Image.fromarray(mask.astype(np.uint8)).save(tmp_path / "masks" / f"p{i}.png")
-    (tmp_path / "dataset.json").write_text(json.dumps(
-        {"class_names": ["background", "disc", "bar", "ring"], "palette": palette}))
+    (tmp_path / "dataset.json").write_text(
+        json.dumps({"class_names": ["background", "disc", "bar", "ring"], "palette": palette})
+    )
     return SegmentationDataset(tmp_path)
 
 
@@ -372,8 +380,12 @@ def test_augmentation_resample_changes_image_and_keeps_mask_aligned(painted):
 
 def test_augmentation_off_is_identity_and_global_rng_untouched(scenes):
     explorer = AugmentationExplorer(scenes, num_samples=2)
-    for control, value in ((explorer.crop, False), (explorer.hflip, False),
-                           (explorer.rotation, 0), (explorer.color_jitter, 0.0)):
+    for control, value in (
+        (explorer.crop, False),
+        (explorer.hflip, False),
+        (explorer.rotation, 0),
+        (explorer.color_jitter, 0.0),
+    ):
         control.value = value
     image, mask = raw(scenes, 0)
     for sample_image, sample_mask in explorer.samples:

@@ -16,15 +16,19 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     Introduced in `04_training.ipynb`.
     """
     parser.add_argument(
-        "--num-classes", type=int, default=None,
+        "--num-classes",
+        type=int,
+        default=None,
         help="classes, background included (default: from dataset.json or the masks)",
     )
     parser.add_argument(
-        "--binary-255", action="store_true",
+        "--binary-255",
+        action="store_true",
         help="read 255 in masks as class 1 (0/255 binary masks) instead of 'ignore'",
     )
     parser.add_argument(
-        "--no-cache", action="store_true",
+        "--no-cache",
+        action="store_true",
         help="decode images from disk every epoch instead of keeping them in memory",
     )
 

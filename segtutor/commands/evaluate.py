@@ -26,12 +26,24 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `evaluate` arguments to `parser`. Introduced in `05_evaluation.ipynb`."""
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
-                        help="a best.pt written by `python -m segtutor train`")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="dataset folder (default: the bundled data_samples/scenes)")
-    parser.add_argument("--split", default="val",
-                        help="which split of a train/ + val/ folder to evaluate (default: val)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        metavar="CKPT",
+        help="a best.pt written by `python -m segtutor train`",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="dataset folder (default: the bundled data_samples/scenes)",
+    )
+    parser.add_argument(
+        "--split",
+        default="val",
+        help="which split of a train/ + val/ folder to evaluate (default: val)",
+    )
     add_data_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", default="auto")

@@ -28,12 +28,27 @@ __all__ = ["add_arguments", "run", "save_index_png"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `predict` arguments to `parser`. Introduced in `05_evaluation.ipynb`."""
-    parser.add_argument("--checkpoint", type=Path, required=True, metavar="CKPT",
-                        help="a best.pt written by `python -m segtutor train`")
-    parser.add_argument("--input", type=Path, required=True, metavar="PATH",
-                        help="an image file, or a folder of images")
-    parser.add_argument("--output", type=Path, required=True, metavar="DIR",
-                        help="folder for the masks and overlays (created if needed)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        metavar="CKPT",
+        help="a best.pt written by `python -m segtutor train`",
+    )
+    parser.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="an image file, or a folder of images",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for the masks and overlays (created if needed)",
+    )
     parser.add_argument("--device", default="auto")
 
 
@@ -48,8 +63,13 @@ def input_files(path: Path) -> list[Path]:
         return [path]
     files = sorted(p for p in path.iterdir() if is_image_file(p))
     if not files:
-        raise DataError(Problem(path, "holds no images (.png, .jpg, .bmp, .tif)",
-                                "pass a folder that contains images, e.g. DIR/images"))
+        raise DataError(
+            Problem(
+                path,
+                "holds no images (.png, .jpg, .bmp, .tif)",
+                "pass a folder that contains images, e.g. DIR/images",
+            )
+        )
     return files
 
 

@@ -44,61 +44,112 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `train` arguments to `parser`. Introduced in `04_training.ipynb`."""
     default = RecipeOptions()  # the recipe chooses the defaults; the options only name them
     parser.add_argument(
-        "--data", type=Path, default=None,
+        "--data",
+        type=Path,
+        default=None,
         help="dataset folder (default: the bundled data_samples/scenes)",
     )
     add_data_arguments(parser)
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=positive_int, default=None,
-                        help=f"passes over the training set (default: {default_epochs()})")
     length.add_argument(
-        "--time-budget", type=positive_float, default=None, metavar="S",
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"passes over the training set (default: {default_epochs()})",
+    )
+    length.add_argument(
+        "--time-budget",
+        type=positive_float,
+        default=None,
+        metavar="S",
         help="train for S seconds of wall-clock time instead (validation included)",
     )
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<time>)")
-    parser.add_argument("--seed", type=int, default=default.seed,
-                        help="same seed, same numbers (on a CPU)")
-    parser.add_argument("--resume", type=Path, default=None, metavar="CKPT",
-                        help="continue training from a checkpoint written by this command: "
-                             "RUN/last.pt loses at most one epoch (RUN/best.pt redoes the epochs "
-                             "after the best one); pass the same --epochs or --time-budget")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=default.preset,
-                        help="U-Net size: 'course' is fast on a CPU, 'full' is the paper's")
-    parser.add_argument("--size", type=positive_int, default=default.input_size,
-                        help="training input size in pixels: square crops at native resolution, "
-                             "or whole images resized to it (see --input-mode)")
-    parser.add_argument("--input-mode", choices=["auto", "resize", "crop"], default="auto",
-                        help="train on native-resolution crops and predict whole images, or "
-                             "resize whole images to --size (auto: crop, unless the images are "
-                             "smaller than --size)")
-    parser.add_argument("--deep-supervision", action=argparse.BooleanOptionalAction,
-                        default=default.deep_supervision,
-                        help="also train the decoder's coarser levels to predict the classes "
-                             "(a 1x1 head each, unused at prediction), which teaches shape "
-                             "before colour (docs/benchmarks.md); --no-deep-supervision for the "
-                             "plain U-Net")
-    parser.add_argument("--batch-size", type=positive_int, default=default.batch_size,
-                        help="images per step (small batches: more steps per CPU second)")
+    parser.add_argument(
+        "--seed", type=int, default=default.seed, help="same seed, same numbers (on a CPU)"
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="CKPT",
+        help="continue training from a checkpoint written by this command: "
+        "RUN/last.pt loses at most one epoch (RUN/best.pt redoes the epochs "
+        "after the best one); pass the same --epochs or --time-budget",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=default.preset,
+        help="U-Net size: 'course' is fast on a CPU, 'full' is the paper's",
+    )
+    parser.add_argument(
+        "--size",
+        type=positive_int,
+        default=default.input_size,
+        help="training input size in pixels: square crops at native resolution, "
+        "or whole images resized to it (see --input-mode)",
+    )
+    parser.add_argument(
+        "--input-mode",
+        choices=["auto", "resize", "crop"],
+        default="auto",
+        help="train on native-resolution crops and predict whole images, or "
+        "resize whole images to --size (auto: crop, unless the images are "
+        "smaller than --size)",
+    )
+    parser.add_argument(
+        "--deep-supervision",
+        action=argparse.BooleanOptionalAction,
+        default=default.deep_supervision,
+        help="also train the decoder's coarser levels to predict the classes "
+        "(a 1x1 head each, unused at prediction), which teaches shape "
+        "before colour (docs/benchmarks.md); --no-deep-supervision for the "
+        "plain U-Net",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=default.batch_size,
+        help="images per step (small batches: more steps per CPU second)",
+    )
     parser.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
     parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default=default.loss)
-    parser.add_argument("--class-weights", choices=["none", "sqrt-median", "median", "inverse"],
-                        default=default.class_weights,
-                        help="weight cross-entropy by class frequency, so that rare classes are "
-                             "learned (default: the square root of median-frequency weights; "
-                             "without weights a rare class can be missed entirely, full "
-                             "'median' weights over-predict rare classes)")
-    parser.add_argument("--val-fraction", type=fraction, default=default.val_fraction,
-                        help="validation share when the folder has no train/ and val/ split")
-    parser.add_argument("--workers", type=count, default=default.num_workers,
-                        help="DataLoader worker processes (0: load in the main process)")
+    parser.add_argument(
+        "--class-weights",
+        choices=["none", "sqrt-median", "median", "inverse"],
+        default=default.class_weights,
+        help="weight cross-entropy by class frequency, so that rare classes are "
+        "learned (default: the square root of median-frequency weights; "
+        "without weights a rare class can be missed entirely, full "
+        "'median' weights over-predict rare classes)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=default.val_fraction,
+        help="validation share when the folder has no train/ and val/ split",
+    )
+    parser.add_argument(
+        "--workers",
+        type=count,
+        default=default.num_workers,
+        help="DataLoader worker processes (0: load in the main process)",
+    )
     parser.add_argument("--device", default=default.device, help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--compile", action="store_true",
-                        help="train through torch.compile (a long start-up on a CPU; pays off "
-                             "for long runs or large models)")
-    parser.add_argument("--sync-batchnorm", action="store_true",
-                        help="under torchrun on GPUs: BatchNorm statistics over all processes' "
-                             "images (SyncBatchNorm), for small per-process batches")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="train through torch.compile (a long start-up on a CPU; pays off "
+        "for long runs or large models)",
+    )
+    parser.add_argument(
+        "--sync-batchnorm",
+        action="store_true",
+        help="under torchrun on GPUs: BatchNorm statistics over all processes' "
+        "images (SyncBatchNorm), for small per-process batches",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,9 +158,11 @@ def run(args: argparse.Namespace) -> int:
     Introduced in `04_training.ipynb`.
     """
     if args.sync_batchnorm and choose_device(args.device).type != "cuda":
-        print("error: --sync-batchnorm needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only); "
-              "leave it out on CPUs, where the processes share rank 0's BatchNorm statistics",
-              file=sys.stderr)
+        print(
+            "error: --sync-batchnorm needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only); "
+            "leave it out on CPUs, where the processes share rank 0's BatchNorm statistics",
+            file=sys.stderr,
+        )
         return 2
     with process_group(), _only_rank_0_prints():
         return _train(args)
@@ -147,25 +200,36 @@ def _train(args: argparse.Namespace) -> int:
     if is_main_process():  # rank 0 alone writes the run folder (fit: the checkpoint too)
         out.mkdir(parents=True, exist_ok=True)
     print(run.describe())
-    history = fit(run.model, run.train_loader, run.val_loader, run.config,
-                  resume_from=run.resume_from)
+    history = fit(
+        run.model, run.train_loader, run.val_loader, run.config, resume_from=run.resume_from
+    )
 
     cm = evaluate(run.model, run.val_loader, run.num_classes, ignore_index=run.config.ignore_index)
     if not is_main_process():
         return 0  # every process evaluated its share (summed in cm); rank 0 writes the files
     names = run.class_names
-    print(f"\nbest epoch {history.best_epoch} of {len(history)} ({history.stop_reason}); "
-          f"validation at the masks' resolution:")
+    print(
+        f"\nbest epoch {history.best_epoch} of {len(history)} ({history.stop_reason}); "
+        f"validation at the masks' resolution:"
+    )
     print(cm.table(names))
     write_json(out / "history.json", history.to_dict())
-    write_json(out / "metrics.json", {
-        "data": str(run.data), "best_epoch": history.best_epoch, "epochs_run": len(history),
-        "stop_reason": history.stop_reason, "train_seconds": sum(history.epoch_time_s),
-        **cm.to_dict(names),
-    })
+    write_json(
+        out / "metrics.json",
+        {
+            "data": str(run.data),
+            "best_epoch": history.best_epoch,
+            "epochs_run": len(history),
+            "stop_reason": history.stop_reason,
+            "train_seconds": sum(history.epoch_time_s),
+            **cm.to_dict(names),
+        },
+    )
     _write_figures(out, run, history, cm)
-    print(f"\nwrote {out}/: best.pt, last.pt, metrics.json, history.json, curves.png, "
-          "predictions.png, confusion.png")
+    print(
+        f"\nwrote {out}/: best.pt, last.pt, metrics.json, history.json, curves.png, "
+        "predictions.png, confusion.png"
+    )
     return 0
 
 
@@ -201,9 +265,14 @@ def _write_figures(out: Path, run: Run, history: History, cm: ConfusionMatrix) -
     figures = {
         "curves.png": plot_history(history),
         "predictions.png": plot_predictions(
-            [torch.nn.functional.interpolate(i[None], size=m.shape, mode="bilinear")[0]
-             for i, m in zip(images, masks, strict=True)],
-            masks, preds, class_names=run.class_names, palette=run.palette,
+            [
+                torch.nn.functional.interpolate(i[None], size=m.shape, mode="bilinear")[0]
+                for i, m in zip(images, masks, strict=True)
+            ],
+            masks,
+            preds,
+            class_names=run.class_names,
+            palette=run.palette,
         ),
         "confusion.png": plot_confusion(cm, run.class_names),
     }

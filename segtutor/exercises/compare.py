@@ -146,7 +146,6 @@ def _compare_numbers(expected: float, got: Any, name: str, atol: float, rtol: fl
     return f"`{name}` is {got!r}; expected {expected!r}."
 
 
-
 def same_value(expected: Any, got: Any, atol: float, rtol: float) -> bool:
     """True when `got` equals `expected` within `atol`/`rtol`, whatever the dtype or container
     (a tensor for a list, float32 for float64, a 1-element tensor for a number).
@@ -226,4 +225,3 @@ def _fmt_index(idx: tuple[int, ...]) -> str:
 def _num(x: torch.Tensor) -> str:
     value = x.item()
     return f"{value:.6g}" if isinstance(value, float) else repr(value)
-

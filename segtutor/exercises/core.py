@@ -9,10 +9,14 @@ A notebook author adds a question to `segtutor/exercises/exNN.py` in a few decla
         hints = ("`mask == c` is a boolean tensor.", "`.sum()` counts True values; `int()` it.")
         solution_code = "def count_pixels(mask, c):\\n    return int((mask == c).sum())"
         mistakes = (Mistake(lambda mask, c: int((mask != c).sum()), "`==`, not `!=`."),)
-        def reference(self, mask, c):                 # the right answer, on any input
+
+        def reference(self, mask, c):  # the right answer, on any input
             return int((mask == c).sum())
-        def cases(self):                              # hidden inputs, never shown in the notebook
+
+        def cases(self):  # hidden inputs, never shown in the notebook
             yield Case(torch.randint(0, 3, (4, 5), generator=self.generator()), c=1)
+
+
     q1 = CountPixels()
 
 A learner then runs `ex.q1.check(count_pixels)`, `ex.q1.hint()`, `ex.q1.hint(2)`,

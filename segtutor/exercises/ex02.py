@@ -144,8 +144,7 @@ def double_conv(in_channels, out_channels):
         extra = got["parameters"] - expected["parameters"]
         if extra:
             msg = (
-                f"Your block has {got['parameters']} parameters; expected "
-                f"{expected['parameters']}."
+                f"Your block has {got['parameters']} parameters; expected {expected['parameters']}."
             )
             if extra == 2 * c:
                 msg += (

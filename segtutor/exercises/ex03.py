@@ -86,9 +86,11 @@ def pixel_cross_entropy(logits, masks, ignore_index=255):
 
     def explain_error(self, error, case):
         if (case.args[1] == IGNORE_INDEX).any():
-            return ("This case has pixels whose mask is 255 (ignore). 255 is not a class: "
-                    "replace those pixels by a valid class before `gather`, then leave them "
-                    "out of the mean.")
+            return (
+                "This case has pixels whose mask is 255 (ignore). 255 is not a class: "
+                "replace those pixels by a valid class before `gather`, then leave them "
+                "out of the mean."
+            )
         return None
 
 
@@ -138,8 +140,9 @@ def _freq(counts):
     return counts.double() / counts.sum()
 
 
-def _dice_variant(logits, masks, smooth=1.0, present_only=True, use_ignore=True, softmax=True,
-                  per_image=False):
+def _dice_variant(
+    logits, masks, smooth=1.0, present_only=True, use_ignore=True, softmax=True, per_image=False
+):
     """Soft Dice with one typical mistake (the library's `DiceLoss` is the right one)."""
     num_classes = logits.shape[1]
     valid = (masks != IGNORE_INDEX).unsqueeze(1).float()
@@ -208,8 +211,12 @@ def soft_dice_loss(logits, masks, ignore_index=255, smooth=1.0):
         yield _case(g, 1, 2, 6, 6, 12)
         logits, masks = _logits_and_masks(g, 3, 3, 4, 4)
         masks[0] = 0  # image 0 holds only background: per-image Dice would differ
-        yield Case(logits, masks, smooth=0.5,
-                   label="logits (3, 3, 4, 4), smooth=0.5, an image of background only")
+        yield Case(
+            logits,
+            masks,
+            smooth=0.5,
+            label="logits (3, 3, 4, 4), smooth=0.5, an image of background only",
+        )
 
     def explain_error(self, error, case):
         if (case.args[1] == IGNORE_INDEX).any():

@@ -275,8 +275,10 @@ def atomic_save(obj, path):
     @staticmethod
     def _check_written(folder: Path, path: Path, obj) -> None:
         if not path.is_file():
-            raise Incorrect(f"After `atomic_save(obj, path)` there is no file at `path` "
-                            f"(the folder holds {_listing(folder)}).")
+            raise Incorrect(
+                f"After `atomic_save(obj, path)` there is no file at `path` "
+                f"(the folder holds {_listing(folder)})."
+            )
         try:
             loaded = torch.load(path, weights_only=True)
         except Exception as error:
@@ -288,8 +290,10 @@ def atomic_save(obj, path):
         if why := compare_values(obj, loaded, "the loaded file"):
             raise Incorrect(why)
         if _listing(folder) != [path.name]:
-            raise Incorrect(f"After saving, the folder holds {_listing(folder)}: the temporary "
-                            "file should have been renamed to `path`, leaving nothing else.")
+            raise Incorrect(
+                f"After saving, the folder holds {_listing(folder)}: the temporary "
+                "file should have been renamed to `path`, leaving nothing else."
+            )
 
     @staticmethod
     def _check_crash(answer, folder: Path, path: Path, good) -> None:
@@ -316,12 +320,16 @@ def atomic_save(obj, path):
                 pass
             else:
                 if seen:
-                    raise Incorrect("When `torch.save` failed halfway, your function did not "
-                                    "raise: re-raise the error (after cleaning up) so the "
-                                    "caller knows the save failed.")
+                    raise Incorrect(
+                        "When `torch.save` failed halfway, your function did not "
+                        "raise: re-raise the error (after cleaning up) so the "
+                        "caller knows the save failed."
+                    )
         if not seen:
-            raise Incorrect("Your function does not call `torch.save` (we simulate a crash "
-                            "inside it): write `obj` with `torch.save` to a temporary file.")
+            raise Incorrect(
+                "Your function does not call `torch.save` (we simulate a crash "
+                "inside it): write `obj` with `torch.save` to a temporary file."
+            )
         target, listing = seen[0]
         name = target if isinstance(target, (str, os.PathLike)) else getattr(target, "name", None)
         if isinstance(name, (str, os.PathLike)):
@@ -344,12 +352,16 @@ def atomic_save(obj, path):
         try:
             loaded = torch.load(path, weights_only=True)
         except Exception:
-            raise Incorrect("After a crash halfway through the save, `path` no longer loads: "
-                            "the previous checkpoint must stay intact until the new one is "
-                            "complete.") from None
+            raise Incorrect(
+                "After a crash halfway through the save, `path` no longer loads: "
+                "the previous checkpoint must stay intact until the new one is "
+                "complete."
+            ) from None
         if compare_values(good, loaded, "the file"):
-            raise Incorrect("After a crash halfway through the save, `path` no longer holds the "
-                            "previous checkpoint.")
+            raise Incorrect(
+                "After a crash halfway through the save, `path` no longer holds the "
+                "previous checkpoint."
+            )
         if _listing(folder) != [path.name]:
             raise Incorrect(
                 f"After a crash halfway through the save the folder holds {_listing(folder)}: "

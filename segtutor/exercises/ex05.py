@@ -56,16 +56,30 @@ def confusion_matrix_from_scratch(preds, masks, num_classes, ignore_index=255):
 
     def cases(self):
         g = self.generator()
-        yield Case(*_preds_and_masks(g, (2, 4, 5), 3), 3,
-                   label="preds and masks (2, 4, 5), 3 classes, no ignored pixel")
-        yield Case(*_preds_and_masks(g, (3, 6, 6), 4, ignored=12), 4,
-                   label="preds and masks (3, 6, 6), 4 classes, 12 pixels with mask 255")
-        yield Case(*_preds_and_masks(g, (1, 5, 7), 5, ignored=4, absent=(4,)), 5,
-                   label="preds and masks (1, 5, 7), 5 classes, class 4 in neither")
+        yield Case(
+            *_preds_and_masks(g, (2, 4, 5), 3),
+            3,
+            label="preds and masks (2, 4, 5), 3 classes, no ignored pixel",
+        )
+        yield Case(
+            *_preds_and_masks(g, (3, 6, 6), 4, ignored=12),
+            4,
+            label="preds and masks (3, 6, 6), 4 classes, 12 pixels with mask 255",
+        )
+        yield Case(
+            *_preds_and_masks(g, (1, 5, 7), 5, ignored=4, absent=(4,)),
+            5,
+            label="preds and masks (1, 5, 7), 5 classes, class 4 in neither",
+        )
         preds, masks = _preds_and_masks(g, (2, 3, 3), 3, ignored=3)
         masks[masks == IGNORE_INDEX] = 9
-        yield Case(preds, masks, 3, ignore_index=9,
-                   label="preds and masks (2, 3, 3), 3 classes, ignore_index=9 (not 255)")
+        yield Case(
+            preds,
+            masks,
+            3,
+            ignore_index=9,
+            label="preds and masks (2, 3, 3), 3 classes, ignore_index=9 (not 255)",
+        )
 
     def explain_error(self, error, case):
         ignore = case.kwargs.get("ignore_index", IGNORE_INDEX)

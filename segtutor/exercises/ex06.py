@@ -260,8 +260,7 @@ def overlay_mask(image, mask, palette, alpha=0.5):
             return compare_values(expected, got, name, allow_numpy=True)
         if got.dtype != np.uint8:
             return (
-                f"`{name}` has dtype {got.dtype}; expected uint8 (round, then "
-                "`.astype(np.uint8)`)."
+                f"`{name}` has dtype {got.dtype}; expected uint8 (round, then `.astype(np.uint8)`)."
             )
         if np.abs(got.astype(int) - expected.astype(int)).max() <= self.atol:
             return None

@@ -26,7 +26,7 @@ what they share, the pictures and the `Viewer` base with its static fallback, is
 
 Example:
     >>> viewer = DatasetViewer(SegmentationDataset("../data_samples/scenes/val"))
-    >>> viewer            # the last expression of a cell: the interactive viewer
+    >>> viewer  # the last expression of a cell: the interactive viewer
 """
 
 from segtutor.widgets._picture import STATIC_NOTE

@@ -132,8 +132,9 @@ def compose(rows: Sequence[tuple[list[np.ndarray], list[str]]], scale: float) ->
             draw.text((x + 2, 2), title, fill=(0, 0, 0))
             x += panel.shape[1] + _GAP
         pictures.append(picture)
-    out = Image.new("RGB", (max(p.width for p in pictures), sum(p.height for p in pictures)),
-                    _GAP_COLOR)
+    out = Image.new(
+        "RGB", (max(p.width for p in pictures), sum(p.height for p in pictures)), _GAP_COLOR
+    )
     y = 0
     for picture in pictures:
         out.paste(picture, (0, y))
@@ -157,8 +158,10 @@ def swatch(color: Sequence[int], size: int = 12) -> str:
     Introduced in `06_visualisation.ipynb`.
     """
     r, g, b = (int(c) for c in color)
-    return (f'<span style="display:inline-block;width:{size}px;height:{size}px;'
-            f'background:rgb({r},{g},{b});border:1px solid #888;vertical-align:middle"></span>')
+    return (
+        f'<span style="display:inline-block;width:{size}px;height:{size}px;'
+        f'background:rgb({r},{g},{b});border:1px solid #888;vertical-align:middle"></span>'
+    )
 
 
 def legend_html(items: dict[str, Color]) -> str:
@@ -180,6 +183,7 @@ def in_kernel() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
+
 
 # --- the shared part of the three viewers --------------------------------------------------
 
@@ -236,8 +240,9 @@ class Viewer:
         bundle = self.widget._repr_mimebundle_(**kwargs)
         png = base64.b64encode(to_png(self._static_picture())).decode("ascii")
         bundle["text/plain"] = f"{type(self).__name__}: {STATIC_NOTE}"
-        bundle["text/html"] = (f'<p style="font-style:italic">{STATIC_NOTE}</p>'
-                               f'<img src="data:image/png;base64,{png}">')
+        bundle["text/html"] = (
+            f'<p style="font-style:italic">{STATIC_NOTE}</p><img src="data:image/png;base64,{png}">'
+        )
         return bundle
 
     def static_figure(self) -> Figure:
@@ -248,8 +253,9 @@ class Viewer:
         ax = fig.subplots()
         ax.imshow(picture, interpolation="nearest")
         ax.set_axis_off()
-        fig.suptitle(f"{type(self).__name__}: static picture (widgets need a Jupyter kernel)",
-                     fontsize=9)
+        fig.suptitle(
+            f"{type(self).__name__}: static picture (widgets need a Jupyter kernel)", fontsize=9
+        )
         return fig
 
     def show(self) -> Figure | None:
@@ -267,17 +273,23 @@ class Viewer:
         return self.static_figure()
 
 
-def browse_controls(count: int, description: str, continuous: bool
-                    ) -> tuple[W.IntSlider, W.Button, W.Button]:
+def browse_controls(
+    count: int, description: str, continuous: bool
+) -> tuple[W.IntSlider, W.Button, W.Button]:
     """The slider over `count` items and its previous / next buttons, wired to it.
 
     Introduced in `06_visualisation.ipynb`.
     """
-    slider = W.IntSlider(value=0, min=0, max=max(count - 1, 0), description=description,
-                         continuous_update=continuous, layout=W.Layout(width="360px"))
+    slider = W.IntSlider(
+        value=0,
+        min=0,
+        max=max(count - 1, 0),
+        description=description,
+        continuous_update=continuous,
+        layout=W.Layout(width="360px"),
+    )
     previous = W.Button(description="previous", icon="arrow-left", layout=W.Layout(width="100px"))
     following = W.Button(description="next", icon="arrow-right", layout=W.Layout(width="100px"))
     previous.on_click(lambda _: setattr(slider, "value", max(slider.min, slider.value - 1)))
     following.on_click(lambda _: setattr(slider, "value", min(slider.max, slider.value + 1)))
     return slider, previous, following
-

@@ -45,8 +45,16 @@ class AugmentationExplorer(Viewer):
         width: display width of one panel in pixels.
     """
 
-    def __init__(self, dataset: Any, *, index: int = 0, num_samples: int = 4,
-                 size: int | tuple[int, int] | None = None, seed: int = 0, width: int = 160):
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        index: int = 0,
+        num_samples: int = 4,
+        size: int | tuple[int, int] | None = None,
+        seed: int = 0,
+        width: int = 160,
+    ):
         super().__init__(width)
         if len(dataset) == 0:
             raise ValueError("the dataset is empty: nothing to show")
@@ -58,35 +66,58 @@ class AugmentationExplorer(Viewer):
         self.samples: list[tuple[np.ndarray, np.ndarray]] = []  # the shown draws (image, mask)
 
         self.slider, self.prev_button, self.next_button = browse_controls(
-            len(dataset), "sample", continuous=False)
-        self.crop = W.Checkbox(value=True, description="random crop", indent=False,
-                               layout=W.Layout(width="110px"))
-        self.crop_scale = W.FloatRangeSlider(value=(0.5, 1.0), min=0.1, max=1.0, step=0.05,
-                                             description="crop area", continuous_update=False)
-        self.hflip = W.Checkbox(value=True, description="horizontal flip", indent=False,
-                                layout=W.Layout(width="130px"))
-        self.vflip = W.Checkbox(value=False, description="vertical flip", indent=False,
-                                layout=W.Layout(width="110px"))
-        self.rotation = W.IntSlider(value=15, min=0, max=180, step=5, description="rotation",
-                                    continuous_update=False)
-        self.color_jitter = W.FloatSlider(value=0.2, min=0, max=1, step=0.05,
-                                          description="colour jitter", continuous_update=False)
-        self.show_as = W.ToggleButtons(options=["outline", "overlay"],
-                                       style={"button_width": "80px"})
-        self.resample_button = W.Button(description="Resample", icon="refresh",
-                                        button_style="primary")
+            len(dataset), "sample", continuous=False
+        )
+        self.crop = W.Checkbox(
+            value=True, description="random crop", indent=False, layout=W.Layout(width="110px")
+        )
+        self.crop_scale = W.FloatRangeSlider(
+            value=(0.5, 1.0),
+            min=0.1,
+            max=1.0,
+            step=0.05,
+            description="crop area",
+            continuous_update=False,
+        )
+        self.hflip = W.Checkbox(
+            value=True, description="horizontal flip", indent=False, layout=W.Layout(width="130px")
+        )
+        self.vflip = W.Checkbox(
+            value=False, description="vertical flip", indent=False, layout=W.Layout(width="110px")
+        )
+        self.rotation = W.IntSlider(
+            value=15, min=0, max=180, step=5, description="rotation", continuous_update=False
+        )
+        self.color_jitter = W.FloatSlider(
+            value=0.2, min=0, max=1, step=0.05, description="colour jitter", continuous_update=False
+        )
+        self.show_as = W.ToggleButtons(
+            options=["outline", "overlay"], style={"button_width": "80px"}
+        )
+        self.resample_button = W.Button(
+            description="Resample", icon="refresh", button_style="primary"
+        )
         self.resample_button.on_click(lambda _: self.resample())
 
-        self.widget = W.VBox([
-            W.HBox([self.prev_button, self.slider, self.next_button]),
-            W.HBox([self.crop, self.crop_scale, self.hflip, self.vflip]),
-            W.HBox([self.rotation, self.color_jitter]),
-            W.HBox([self.show_as, self.resample_button]),
-            self.image_widget,
-        ])
+        self.widget = W.VBox(
+            [
+                W.HBox([self.prev_button, self.slider, self.next_button]),
+                W.HBox([self.crop, self.crop_scale, self.hflip, self.vflip]),
+                W.HBox([self.rotation, self.color_jitter]),
+                W.HBox([self.show_as, self.resample_button]),
+                self.image_widget,
+            ]
+        )
         self.slider.value = index
-        for control in (self.slider, self.crop, self.crop_scale, self.hflip, self.vflip,
-                        self.rotation, self.color_jitter):
+        for control in (
+            self.slider,
+            self.crop,
+            self.crop_scale,
+            self.hflip,
+            self.vflip,
+            self.rotation,
+            self.color_jitter,
+        ):
             control.observe(lambda _: self._draw(), names="value")
         self.show_as.observe(lambda _: self._render(), names="value")
         self._draw()
@@ -101,9 +132,15 @@ class AugmentationExplorer(Viewer):
         image, _ = self._sample(self.index)
         size = self.size if self.size is not None else image.shape[:2]
         return train_transforms(
-            size, scale=tuple(self.crop_scale.value) if self.crop.value else None,
-            hflip=self.hflip.value, vflip=self.vflip.value, rotation=float(self.rotation.value),
-            color_jitter=self.color_jitter.value, mean=None, std=None)
+            size,
+            scale=tuple(self.crop_scale.value) if self.crop.value else None,
+            hflip=self.hflip.value,
+            vflip=self.vflip.value,
+            rotation=float(self.rotation.value),
+            color_jitter=self.color_jitter.value,
+            mean=None,
+            std=None,
+        )
 
     def resample(self) -> None:
         """New random draws (the Resample button)."""
@@ -133,6 +170,7 @@ class AugmentationExplorer(Viewer):
         image, mask = self._sample(self.index)
         pairs = [(image, mask), *self.samples]
         draws = [f"draw {k + 1}" for k in range(len(self.samples))]
-        return [([self._mark(i, m) for i, m in pairs], ["original", *draws]),
-                ([colorize(m, self.palette) for _, m in pairs], ["mask", *[""] * len(draws)])]
-
+        return [
+            ([self._mark(i, m) for i, m in pairs], ["original", *draws]),
+            ([colorize(m, self.palette) for _, m in pairs], ["mask", *[""] * len(draws)]),
+        ]

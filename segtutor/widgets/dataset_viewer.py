@@ -41,11 +41,19 @@ class DatasetViewer(Viewer):
 
     Example:
         >>> viewer = DatasetViewer(SegmentationDataset("../data_samples/scenes/val"))
-        >>> viewer.slider.value = 3; viewer.class_toggles[2].value = False
+        >>> viewer.slider.value = 3
+        ... viewer.class_toggles[2].value = False
     """
 
-    def __init__(self, dataset: Any, *, index: int = 0, alpha: float = 0.5,
-                 layout: str = "overlay", width: int = 256):
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        index: int = 0,
+        alpha: float = 0.5,
+        layout: str = "overlay",
+        width: int = 256,
+    ):
         super().__init__(width)
         if len(dataset) == 0:
             raise ValueError("the dataset is empty: nothing to show")
@@ -54,35 +62,61 @@ class DatasetViewer(Viewer):
         self.palette = list(dataset.palette or make_palette(len(self.class_names)))
 
         self.slider, self.prev_button, self.next_button = browse_controls(
-            len(dataset), "sample", continuous=True)
-        self.stem_box = W.Combobox(options=list(dataset.stems), placeholder="jump to a stem",
-                                   ensure_option=True, description="stem",
-                                   layout=W.Layout(width="260px"))
-        self.opacity = W.FloatSlider(value=alpha, min=0, max=1, step=0.05, description="opacity",
-                                     layout=W.Layout(width="300px"))
-        self.layout_toggle = W.ToggleButtons(options=["overlay", "side by side"], value=layout,
-                                             style={"button_width": "100px"})
+            len(dataset), "sample", continuous=True
+        )
+        self.stem_box = W.Combobox(
+            options=list(dataset.stems),
+            placeholder="jump to a stem",
+            ensure_option=True,
+            description="stem",
+            layout=W.Layout(width="260px"),
+        )
+        self.opacity = W.FloatSlider(
+            value=alpha,
+            min=0,
+            max=1,
+            step=0.05,
+            description="opacity",
+            layout=W.Layout(width="300px"),
+        )
+        self.layout_toggle = W.ToggleButtons(
+            options=["overlay", "side by side"], value=layout, style={"button_width": "100px"}
+        )
         self.class_toggles = [
-            W.Checkbox(value=not (c == 0 and len(self.class_names) > 1), description=name,
-                       indent=False, layout=W.Layout(width="auto"))
+            W.Checkbox(
+                value=not (c == 0 and len(self.class_names) > 1),
+                description=name,
+                indent=False,
+                layout=W.Layout(width="auto"),
+            )
             for c, name in enumerate(self.class_names)
         ]
-        self.ignore_toggle = W.Checkbox(value=True, description=f"ignore ({IGNORE_INDEX})",
-                                        indent=False, layout=W.Layout(width="auto"))
+        self.ignore_toggle = W.Checkbox(
+            value=True,
+            description=f"ignore ({IGNORE_INDEX})",
+            indent=False,
+            layout=W.Layout(width="auto"),
+        )
         self.title = W.HTML()
         self.counts = W.HTML()
 
-        legend = [W.HBox([W.HTML(swatch(color)), toggle], layout=W.Layout(margin="0 8px 0 0"))
-                  for color, toggle in zip([*self.palette, IGNORE_COLOR],
-                                           [*self.class_toggles, self.ignore_toggle],
-                                           strict=False)]
-        self.widget = W.VBox([
-            W.HBox([self.prev_button, self.slider, self.next_button, self.stem_box]),
-            W.HBox([self.opacity, self.layout_toggle]),
-            W.HBox(legend, layout=W.Layout(flex_flow="row wrap")),
-            self.title,
-            W.HBox([self.image_widget, self.counts], layout=W.Layout(align_items="flex-start")),
-        ])
+        legend = [
+            W.HBox([W.HTML(swatch(color)), toggle], layout=W.Layout(margin="0 8px 0 0"))
+            for color, toggle in zip(
+                [*self.palette, IGNORE_COLOR],
+                [*self.class_toggles, self.ignore_toggle],
+                strict=False,
+            )
+        ]
+        self.widget = W.VBox(
+            [
+                W.HBox([self.prev_button, self.slider, self.next_button, self.stem_box]),
+                W.HBox([self.opacity, self.layout_toggle]),
+                W.HBox(legend, layout=W.Layout(flex_flow="row wrap")),
+                self.title,
+                W.HBox([self.image_widget, self.counts], layout=W.Layout(align_items="flex-start")),
+            ]
+        )
 
         self.slider.value = index
         self.slider.observe(lambda _: self._render(), names="value")
@@ -122,9 +156,11 @@ class DatasetViewer(Viewer):
     def _render(self) -> None:
         image, mask = self.sample()
         self.opacity.disabled = self.layout_toggle.value != "overlay"
-        self.title.value = (f"<b>{self.dataset.stems[self.index]}</b> &nbsp; index {self.index} "
-                            f"({len(self.dataset)} samples) &nbsp; "
-                            f"{image.shape[1]}x{image.shape[0]} px")
+        self.title.value = (
+            f"<b>{self.dataset.stems[self.index]}</b> &nbsp; index {self.index} "
+            f"({len(self.dataset)} samples) &nbsp; "
+            f"{image.shape[1]}x{image.shape[0]} px"
+        )
         self.counts.value = self._counts_table(mask)
         super()._render()
 
@@ -132,13 +168,18 @@ class DatasetViewer(Viewer):
         """HTML table: pixels per class in this image (and ignored pixels when there are any)."""
         counts = np.bincount(mask.ravel(), minlength=256)
         total = mask.size
-        rows = [(name, color, counts[c]) for c, (name, color)
-                in enumerate(zip(self.class_names, self.palette, strict=False))]
+        rows = [
+            (name, color, counts[c])
+            for c, (name, color) in enumerate(zip(self.class_names, self.palette, strict=False))
+        ]
         if counts[IGNORE_INDEX]:
             rows.append((f"ignore ({IGNORE_INDEX})", IGNORE_COLOR, counts[IGNORE_INDEX]))
         body = "".join(
             f"<tr><td>{swatch(color)} {name}</td><td style='text-align:right'>{n}</td>"
-            f"<td style='text-align:right'>{n / total:.1%}</td></tr>" for name, color, n in rows)
-        return ("<table style='font-size:12px;margin-left:12px'><tr><th>class</th>"
-                f"<th>pixels</th><th>share</th></tr>{body}</table>")
-
+            f"<td style='text-align:right'>{n / total:.1%}</td></tr>"
+            for name, color, n in rows
+        )
+        return (
+            "<table style='font-size:12px;margin-left:12px'><tr><th>class</th>"
+            f"<th>pixels</th><th>share</th></tr>{body}</table>"
+        )

@@ -31,8 +31,13 @@ class LiveTrainingPlot(Callback):
         every: redraw every this many epochs (the last epoch is always drawn).
 
     Example:
-        >>> history = fit(model, train_loader, val_loader, replace(config, progress=False),
-        ...               callbacks=[LiveTrainingPlot()])
+        >>> history = fit(
+        ...     model,
+        ...     train_loader,
+        ...     val_loader,
+        ...     replace(config, progress=False),
+        ...     callbacks=[LiveTrainingPlot()],
+        ... )
     """
 
     def __init__(self, every: int = 1):

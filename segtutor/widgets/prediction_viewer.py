@@ -62,8 +62,15 @@ class PredictionViewer(Viewer):
         width: display width of one panel in pixels.
     """
 
-    def __init__(self, model: torch.nn.Module, dataset: Any, *,
-                 transform: Callable | None = None, index: int = 0, width: int = 192):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dataset: Any,
+        *,
+        transform: Callable | None = None,
+        index: int = 0,
+        width: int = 192,
+    ):
         super().__init__(width)
         if len(dataset) == 0:
             raise ValueError("the dataset is empty: nothing to show")
@@ -77,16 +84,28 @@ class PredictionViewer(Viewer):
         self._probs: dict[int, torch.Tensor] = {}  # dataset index -> softmax (C, H, W)
 
         self.slider, self.prev_button, self.next_button = browse_controls(
-            len(dataset), "rank", continuous=False)  # a model run per step: update on release
-        self.sort = W.ToggleButtons(options=["dataset order", "worst IoU first"],
-                                    style={"button_width": "120px"})
+            len(dataset), "rank", continuous=False
+        )  # a model run per step: update on release
+        self.sort = W.ToggleButtons(
+            options=["dataset order", "worst IoU first"], style={"button_width": "120px"}
+        )
         self.class_dropdown = W.Dropdown(
             options=[("all classes", None), *[(n, c) for c, n in enumerate(self.class_names)]],
-            value=None, description="class", layout=W.Layout(width="220px"))
-        self.view = W.ToggleButtons(options=["errors", "confidence"],
-                                    style={"button_width": "90px"})
-        self.threshold = W.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05,
-                                       description="threshold", layout=W.Layout(width="300px"))
+            value=None,
+            description="class",
+            layout=W.Layout(width="220px"),
+        )
+        self.view = W.ToggleButtons(
+            options=["errors", "confidence"], style={"button_width": "90px"}
+        )
+        self.threshold = W.FloatSlider(
+            value=0.5,
+            min=0.05,
+            max=0.95,
+            step=0.05,
+            description="threshold",
+            layout=W.Layout(width="300px"),
+        )
         self.status = W.HTML()
         self.title = W.HTML()
         self.scores = W.HTML()
@@ -94,14 +113,16 @@ class PredictionViewer(Viewer):
 
         self.binary = self.num_classes == 2
         self.threshold.layout.display = None if self.binary else "none"
-        self.widget = W.VBox([
-            W.HBox([self.prev_button, self.slider, self.next_button, self.sort]),
-            W.HBox([self.class_dropdown, self.view, self.threshold]),
-            self.status,
-            self.title,
-            W.HBox([self.image_widget, self.scores], layout=W.Layout(align_items="flex-start")),
-            self.legend,
-        ])
+        self.widget = W.VBox(
+            [
+                W.HBox([self.prev_button, self.slider, self.next_button, self.sort]),
+                W.HBox([self.class_dropdown, self.view, self.threshold]),
+                self.status,
+                self.title,
+                W.HBox([self.image_widget, self.scores], layout=W.Layout(align_items="flex-start")),
+                self.legend,
+            ]
+        )
 
         self.slider.value = index
         self.slider.observe(lambda _: self._render(), names="value")
@@ -126,8 +147,10 @@ class PredictionViewer(Viewer):
             size = tuple(mask.shape[-2:])
             logits = inference.predict_logits(self.model, inputs, size=size)  # (C, H, W)
             if logits.shape[0] != self.num_classes:
-                raise ValueError(f"the model predicts {logits.shape[0]} classes but the dataset "
-                                 f"has {self.num_classes}: pass the matching model or dataset")
+                raise ValueError(
+                    f"the model predicts {logits.shape[0]} classes but the dataset "
+                    f"has {self.num_classes}: pass the matching model or dataset"
+                )
             self._probs[index] = logits.softmax(dim=0)
         return self._probs[index]
 
@@ -144,8 +167,9 @@ class PredictionViewer(Viewer):
         `segtutor.inference.image_iou`, the one per-image score (also `worst_k`'s).
         """
         _, mask = self._sample(index)
-        return inference.image_iou(torch.from_numpy(self.prediction(index)),
-                                   torch.from_numpy(mask), self.num_classes).numpy()
+        return inference.image_iou(
+            torch.from_numpy(self.prediction(index)), torch.from_numpy(mask), self.num_classes
+        ).numpy()
 
     def image_score(self, index: int) -> float:
         """What "worst IoU first" sorts by: the picked class's IoU, else the image's mIoU."""
@@ -196,23 +220,32 @@ class PredictionViewer(Viewer):
     def _render(self) -> None:
         index = self.index
         iou = self.image_iou(index)
-        self.title.value = (f"<b>{self.dataset.stems[index]}</b> &nbsp; rank "
-                            f"{self.slider.value + 1} of {len(self.dataset)} &nbsp; "
-                            f"mIoU {mean_ignoring_nan(torch.from_numpy(iou)):.3f}")
+        self.title.value = (
+            f"<b>{self.dataset.stems[index]}</b> &nbsp; rank "
+            f"{self.slider.value + 1} of {len(self.dataset)} &nbsp; "
+            f"mIoU {mean_ignoring_nan(torch.from_numpy(iou)):.3f}"
+        )
         rows = "".join(
             f"<tr><td>{swatch(color)} {name}</td><td style='text-align:right'>"
             f"{'-' if np.isnan(v) else f'{v:.3f}'}</td></tr>"
-            for name, color, v in zip(self.class_names, self.palette, iou, strict=False))
-        self.scores.value = ("<table style='font-size:12px;margin-left:12px'><tr><th>class</th>"
-                             f"<th>IoU</th></tr>{rows}</table>")
+            for name, color, v in zip(self.class_names, self.palette, iou, strict=False)
+        )
+        self.scores.value = (
+            "<table style='font-size:12px;margin-left:12px'><tr><th>class</th>"
+            f"<th>IoU</th></tr>{rows}</table>"
+        )
         if self.view.value == "confidence":
-            self.legend.value = "confidence: highest class probability, dark = unsure, yellow = sure"
+            self.legend.value = (
+                "confidence: highest class probability, dark = unsure, yellow = sure"
+            )
         elif self.class_dropdown.value is None:
-            self.legend.value = legend_html({k: v for k, v in ERROR_COLORS.items()
-                                              if k != "correct"})
+            self.legend.value = legend_html(
+                {k: v for k, v in ERROR_COLORS.items() if k != "correct"}
+            )
         else:
-            self.legend.value = legend_html({k: v for k, v in CLASS_ERROR_COLORS.items()
-                                              if k != "true negative"})
+            self.legend.value = legend_html(
+                {k: v for k, v in CLASS_ERROR_COLORS.items() if k != "true negative"}
+            )
         super()._render()
 
 
@@ -225,4 +258,3 @@ def _class_error_map(pred: np.ndarray, mask: np.ndarray, c: int) -> np.ndarray:
     out[(pred != c) & (mask == c)] = CLASS_ERROR_COLORS["false negative"]
     out[mask == IGNORE_INDEX] = CLASS_ERROR_COLORS["ignored"]
     return out
-
