@@ -320,45 +320,25 @@ def fit(
         net = torch.compile(net)  # compiles on the first batch; shares the weights with `model`
     val_loader = shard_loader(val_loader)  # this process's share; the whole loader in one process
     progress = config.progress and is_main_process()
+    # what every epoch passes on unchanged: the device, the precision and the step's options
+    step_options = dict(
+        device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=config.channels_last,
+        grad_clip=config.grad_clip, progress=progress, lr_schedule=run.lr_at,
+        on_batch_end=run.after_batch,
+    )  # fmt: skip
+    val_options = dict(device=device, amp_dtype=amp_dtype, ignore_index=config.ignore_index)
 
     for epoch in range(len(history) + 1, config.num_epochs + 1):
         epoch_start = run.start_epoch(epoch)
         train_loss = train_one_epoch(
-            net,
-            train_loader,
-            loss_fn,
-            optimizer,
-            device=device,
-            lr_schedule=run.lr_at,
-            amp_dtype=amp_dtype,
-            scaler=scaler,
-            channels_last=config.channels_last,
-            grad_clip=config.grad_clip,
-            on_batch_end=run.after_batch,
-            step=run.step,
-            epoch=epoch,
-            progress=progress,
+            net, train_loader, loss_fn, optimizer, step=run.step, epoch=epoch, **step_options
         )
         broadcast_buffers(model)  # every process validates the model rank 0 saves
         val_start = time.monotonic()
-        cm, val_loss = validate(
-            model,
-            val_loader,
-            num_classes,
-            loss_fn=loss_fn,
-            device=device,
-            amp_dtype=amp_dtype,
-            ignore_index=config.ignore_index,
-        )
+        cm, val_loss = validate(model, val_loader, num_classes, loss_fn=loss_fn, **val_options)
         run.val_seconds = max(run.val_seconds, time.monotonic() - val_start)
-        history.append(
-            epoch,
-            train_loss,
-            val_loss,
-            cm,
-            lr=optimizer.param_groups[0]["lr"],
-            seconds=time.monotonic() - epoch_start,
-        )
+        lr, seconds = optimizer.param_groups[0]["lr"], time.monotonic() - epoch_start
+        history.append(epoch, train_loss, val_loss, cm, lr=lr, seconds=seconds)
         improved = run.keep_best(history.val_miou[-1])
         if is_main_process():  # one writer per file
             run.write_checkpoints(improved)

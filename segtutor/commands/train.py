@@ -41,16 +41,24 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the `train` arguments to `parser`. Introduced in `04_training.ipynb`."""
+    """Add the `train` arguments to `parser`, in groups. Introduced in `04_training.ipynb`."""
     default = RecipeOptions()  # the recipe chooses the defaults; the options only name them
-    parser.add_argument(
+    _run_arguments(parser.add_argument_group("data and run"), default)
+    _model_arguments(parser.add_argument_group("model and input"), default)
+    _optimisation_arguments(parser.add_argument_group("optimisation"), default)
+    _machine_arguments(parser.add_argument_group("machine"), default)
+
+
+def _run_arguments(group, default: RecipeOptions) -> None:
+    """Which data, how long, where the run folder goes, which seed."""
+    group.add_argument(
         "--data",
         type=Path,
         default=None,
         help="dataset folder (default: the bundled data_samples/scenes)",
     )
-    add_data_arguments(parser)
-    length = parser.add_mutually_exclusive_group()
+    add_data_arguments(group)
+    length = group.add_mutually_exclusive_group()
     length.add_argument(
         "--epochs",
         type=positive_int,
@@ -64,11 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="train for S seconds of wall-clock time instead (validation included)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<time>)")
-    parser.add_argument(
+    group.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<time>)")
+    group.add_argument(
         "--seed", type=int, default=default.seed, help="same seed, same numbers (on a CPU)"
     )
-    parser.add_argument(
+    group.add_argument(
         "--resume",
         type=Path,
         default=None,
@@ -77,20 +85,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "RUN/last.pt loses at most one epoch (RUN/best.pt redoes the epochs "
         "after the best one); pass the same --epochs or --time-budget",
     )
-    parser.add_argument(
+
+
+def _model_arguments(group, default: RecipeOptions) -> None:
+    """Which U-Net and what it sees: its size, the input size and mode."""
+    group.add_argument(
         "--preset",
         choices=sorted(PRESETS),
         default=default.preset,
         help="U-Net size: 'course' is fast on a CPU, 'full' is the paper's",
     )
-    parser.add_argument(
+    group.add_argument(
         "--size",
         type=positive_int,
         default=default.input_size,
         help="training input size in pixels: square crops at native resolution, "
         "or whole images resized to it (see --input-mode)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--input-mode",
         choices=["auto", "resize", "crop"],
         default="auto",
@@ -98,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "resize whole images to --size (auto: crop, unless the images are "
         "smaller than --size)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--deep-supervision",
         action=argparse.BooleanOptionalAction,
         default=default.deep_supervision,
@@ -107,15 +119,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "before colour (docs/benchmarks.md); --no-deep-supervision for the "
         "plain U-Net",
     )
-    parser.add_argument(
+
+
+def _optimisation_arguments(group, default: RecipeOptions) -> None:
+    """How it learns: batch, learning rate, loss, class weights, validation share."""
+    group.add_argument(
         "--batch-size",
         type=positive_int,
         default=default.batch_size,
         help="images per step (small batches: more steps per CPU second)",
     )
-    parser.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
-    parser.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default=default.loss)
-    parser.add_argument(
+    group.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
+    group.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default=default.loss)
+    group.add_argument(
         "--class-weights",
         choices=["none", "sqrt-median", "median", "inverse"],
         default=default.class_weights,
@@ -124,27 +140,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "without weights a rare class can be missed entirely, full "
         "'median' weights over-predict rare classes)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--val-fraction",
         type=fraction,
         default=default.val_fraction,
         help="validation share when the folder has no train/ and val/ split",
     )
-    parser.add_argument(
+
+
+def _machine_arguments(group, default: RecipeOptions) -> None:
+    """Where and how it runs: workers, device, progress, compile, torchrun."""
+    group.add_argument(
         "--workers",
         type=count,
         default=default.num_workers,
         help="DataLoader worker processes (0: load in the main process)",
     )
-    parser.add_argument("--device", default=default.device, help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument(
+    group.add_argument("--device", default=default.device, help="auto, cpu, cuda, cuda:1, mps")
+    group.add_argument("--quiet", action="store_true", help="no progress bars")
+    group.add_argument(
         "--compile",
         action="store_true",
         help="train through torch.compile (a long start-up on a CPU; pays off "
         "for long runs or large models)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--sync-batchnorm",
         action="store_true",
         help="under torchrun on GPUs: BatchNorm statistics over all processes' "
