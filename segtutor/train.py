@@ -285,18 +285,15 @@ def fit(
         val_loader: the same for validation; use batch size 1 if image sizes vary.
         config: hyper-parameters (`TrainConfig()` if None).
         callbacks: `Callback` objects or functions `f(epoch, history)`; returning True stops.
-        resume_from: a checkpoint path or dict written by `fit` (`config.checkpoint_path` or,
-            better, `config.last_checkpoint_path`): continues from its epoch with its weights,
-            optimizer, schedule position, history and random state. `config.num_epochs` counts
-            from the start of the run, not from the checkpoint.
+        resume_from: a checkpoint (path or dict) written by `fit`, best the last-epoch one:
+            continues its run (weights, optimizer, schedule, history, random state);
+            `config.num_epochs` counts from the start of the run, not from the checkpoint.
         loss_fn: a loss `(logits, masks) -> scalar`; default `build_loss(config.loss, ...)`.
 
     Returns:
         The `History`. The model ends on the epoch with the best val mIoU, and
-        `config.checkpoint_path` (if set) holds the same weights.
-
-    Raises:
-        FloatingPointError: the loss became NaN or infinite (names the epoch and batch).
+        `config.checkpoint_path` (if set) holds the same weights. A NaN or infinite loss raises
+        `FloatingPointError` naming the epoch and batch.
 
     Under torchrun every process calls `fit` with the same arguments (`train_loader` from
     `make_loader(..., shuffle=True)`: each its share); one callback asking to stop stops all.
