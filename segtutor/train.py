@@ -68,12 +68,6 @@ __all__ = [
     "validate",
 ]
 
-# TEMPORARY, for segtutor/__init__.py until it imports these from their own modules: then delete.
-# (load_checkpoint, save_checkpoint: notebook 04 imports them from here until it is updated.)
-from segtutor.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402, F401
-from segtutor.data import make_loader  # noqa: E402, F401
-from segtutor.inference import predict  # noqa: E402, F401
-
 # --- one epoch, one validation, one stopping rule -----------------------------------------------
 
 
