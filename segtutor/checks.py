@@ -33,6 +33,7 @@ from segtutor.formats import (
     MASK_MODES,
     Color,
     DatasetMeta,
+    LabelMapError,
     PaletteError,
     decode_image,
     decode_mask,
@@ -41,9 +42,17 @@ from segtutor.formats import (
     read_metadata,
     unreadable_reason,
 )
+from segtutor.layouts import Layout, split_files
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["DatasetReport", "scan", "scan_folders", "scan_splits", "split_folders"]
+__all__ = [
+    "DatasetReport",
+    "scan",
+    "scan_folders",
+    "scan_layout",
+    "scan_splits",
+    "split_folders",
+]
 
 
 @dataclass
@@ -72,6 +81,8 @@ class DatasetReport:
     notes: list[str] = field(default_factory=list)  # worth knowing, not blocking
     ignored: list[Path] = field(default_factory=list)  # hidden files and non-images
     masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # kept for the cache
+    layout: Layout | None = None  # a famous dataset as it ships; None: images/ + masks/
+    lookup: np.ndarray | None = field(default=None, repr=False)  # the layout's value table
 
     @property
     def ok(self) -> bool:
@@ -176,6 +187,48 @@ def scan_folders(
     return _scan_many({name: Path(p) for name, p in folders.items()}, num_classes, options)
 
 
+def scan_layout(
+    root: str | Path,
+    layout: Layout,
+    splits: Sequence[str] | None = None,
+    *,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    keep_masks: bool = False,
+    decode_images: bool = False,
+) -> dict[str, DatasetReport]:
+    """`scan` the splits of a famous dataset as it ships (`segtutor.layouts`): `{"train": ...}`.
+
+    Introduced in `01_data.ipynb`. The pairs come from `layouts.split_files`; each mask is decoded
+    through the layout's value table, so the checks see class indices and 255, and a stored value
+    the layout never uses is a problem naming the file. Other arguments as for `scan`.
+
+    Args:
+        root: the layout's root (as `layouts.find_layout` returns it).
+        layout: the layout.
+        splits: segtutor's split names (default: every split of the layout).
+    """
+    root = Path(root)
+    names = list(class_names) if class_names is not None else layout.class_names
+    options = _Options(False, layout.palette, names, keep_masks, decode_images)
+    reports = {}
+    for split in splits or list(layout.splits):
+        files = split_files(root, layout, split)
+        report = DatasetReport(root=root / layout.splits.get(split, split), layout=layout)
+        report.lookup, report.palette = layout.lookup, list(layout.palette)
+        report.problems += files.problems
+        report.stems, report.image_paths = files.stems, files.image_paths
+        report.mask_paths = files.mask_paths
+        _check_pairs(report, options)  # the pairs that exist: every problem at once
+        reports[split] = report
+    inferred = num_classes is None
+    for report in reports.values():
+        report.num_classes = len(names) if inferred else num_classes
+        report.class_names = list(names)
+        _check_labels(report, False)
+    return reports
+
+
 def split_folders(root: str | Path) -> list[Path]:
     """`root/train`, `root/val`, ... when root has splits instead of its own `images/`.
 
@@ -254,6 +307,12 @@ def _collect(report: DatasetReport, options: _Options) -> None:
         report.notes.append(f"ignored {len(report.ignored)} files that are not images or are "
                             f"hidden: {listed([p.name for p in report.ignored])}")  # fmt: skip
     _pair(root, images, masks, report)
+    _check_pairs(report, options)
+
+
+def _check_pairs(report: DatasetReport, options: _Options) -> None:
+    """Check every pair of `report` (images and masks), one problem per kind of trouble."""
+    root = report.root
     found: dict[str, list[tuple[Path, str]]] = {kind: [] for kind in _PAIR_PROBLEMS}
     for stem, image_path, mask_path in zip(
         report.stems, report.image_paths, report.mask_paths, strict=True
@@ -392,6 +451,8 @@ _PAIR_PROBLEMS = {
     "colour": ("masks", "", 'put the colours in dataset.json "palette" (one [r, g, b] per class, '
                "index order), or pass palette=[...]; masks of class indices (greyscale or "
                "palette PNGs) need none"),
+    "unmapped": ("masks", "", "check it is the right file (e.g. Cityscapes' _labelIds.png, not "
+                 "_color.png) and that --format names its dataset"),
     "negative": ("masks", "has negative label values:", "save masks with class indices "
                  "0..num_classes-1 and 255 for ignore"),
 }  # fmt: skip
@@ -459,7 +520,10 @@ def _decode_and_count(
 ) -> dict[int, int] | None:
     """`{value: pixels}` of one mask, or None (and a note in `found`) when it cannot be used."""
     try:
-        labels = decode_mask(path, report.palette, report.binary_255)
+        labels = decode_mask(path, report.palette, report.binary_255, lookup=report.lookup)
+    except LabelMapError as error:
+        found["unmapped"].append((path, str(error)))
+        return None
     except PaletteError as error:
         found["colour"].append((path, str(error)))
         return None
@@ -493,7 +557,7 @@ def _check_labels(report: DatasetReport, inferred: bool) -> None:
     """Problems that depend on num_classes: 0/255 binary masks, out-of-range labels."""
     if not report.stems:
         return
-    binary = _looks_binary_255(report)
+    binary = _looks_binary_255(report) if report.lookup is None else None
     if binary:
         report.problems.append(binary)
         return  # other label complaints would only repeat this one

@@ -29,12 +29,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import tv_tensors
 
-from segtutor.checks import DatasetReport, scan, scan_folders, split_folders
+from segtutor.checks import DatasetReport, scan, scan_folders, scan_layout, split_folders
 from segtutor.distributed import is_distributed
 from segtutor.errors import DataError, Problem, listed
 from segtutor.formats import Color, decode_image, decode_mask
+from segtutor.layouts import Layout, find_layout
 
-__all__ = ["SegmentationDataset", "load_splits", "make_loader"]
+__all__ = ["SegmentationDataset", "load_layout_split", "load_splits", "make_loader"]
 
 Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], Any]
 
@@ -118,6 +119,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.class_names = list(report.class_names)
         self.palette = report.palette  # None: viewers use their default (segtutor.viz)
         self.binary_255 = report.binary_255
+        self.layout = report.layout  # a famous dataset as it ships (segtutor.layouts), or None
+        self.lookup = report.lookup  # its table: stored mask value -> class index or 255
         self.transform = transform
         self.cache = cache
         self._images: dict[str, torch.Tensor] = {}  # stem -> uint8 (3, H, W)
@@ -178,9 +181,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         elif self.cache:
             image = image.clone()  # a transform that writes in place must not change the cache
         if mask is None:
-            mask = torch.from_numpy(
-                self._load(self.mask_paths[index], decode_mask, self.palette, self.binary_255)
-            )
+            mask = torch.from_numpy(self._load(self.mask_paths[index], self._decode_mask))
             if self.cache:
                 self._masks[stem] = mask
         if image.shape[1:] != mask.shape:
@@ -193,6 +194,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 )
             )
         return tv_tensors.Image(image), tv_tensors.Mask(mask.long())
+
+    def _decode_mask(self, path: Path) -> np.ndarray:
+        return decode_mask(path, self.palette, self.binary_255, lookup=self.lookup)
 
     @staticmethod
     def _load(path: Path, decode: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
@@ -233,6 +237,7 @@ def load_splits(
     seed: int = 0,
     train_transform: Transform | None = None,
     val_transform: Transform | None = None,
+    layout: str | None = None,
     **dataset_kwargs: Any,
 ) -> tuple[SegmentationDataset, SegmentationDataset]:
     """Train and validation datasets: `root/train` + `root/val`, else one pool split by stem.
@@ -250,6 +255,10 @@ def load_splits(
         seed: changes which stems are drawn.
         train_transform: transform of the training set (default: `transform` if given).
         val_transform: transform of the validation set (default: `transform` if given).
+        layout: a famous dataset's layout (`segtutor.layouts.LAYOUTS`: `"voc"`, `"cityscapes"`,
+            ...), or `"folder"` for `images/` + `masks/`; None recognises it. A layout gives its
+            own train and validation splits, class names, palette and mask values (`palette`
+            and `binary_255` are then not used).
         **dataset_kwargs: `num_classes`, `transform`, `cache`, `binary_255`, `palette`,
             `class_names`, as for `SegmentationDataset`.
 
@@ -263,6 +272,15 @@ def load_splits(
         raise TypeError(f"load_splits() got unexpected keyword arguments: {sorted(unknown)}")
     transform = dataset_kwargs.get("transform")
     cache = bool(dataset_kwargs.get("cache", False))
+    found = find_layout(root, layout)
+    if found is not None:
+        train_t = train_transform if train_transform is not None else transform
+        val_t = val_transform if val_transform is not None else transform
+        options = {k: dataset_kwargs.get(k) for k in ("num_classes", "class_names")}
+        train_ds = load_layout_split(*found, "train", transform=train_t, cache=cache, **options)
+        val_ds = load_layout_split(*found, "val", transform=val_t, cache=cache, **options)
+        _check_something_to_learn(train_ds)
+        return train_ds, val_ds
     folders = {p.name: p for p in split_folders(root) if p.name in ("train", "val")}
     if "val" not in folders:  # one pool: root itself, or root/train alone
         folders = {"all": folders.get("train", root)}
@@ -293,6 +311,36 @@ def load_splits(
         train_ds.transform, val_ds.transform = train_t, val_t
     _check_something_to_learn(train_ds)
     return train_ds, val_ds
+
+
+def load_layout_split(
+    layout: Layout,
+    root: str | Path,
+    split: str,
+    *,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    transform: Transform | None = None,
+    cache: bool = False,
+) -> SegmentationDataset:
+    """One split of a famous dataset as it ships (`segtutor.layouts`), checked when built.
+
+    Introduced in `01_data.ipynb`.
+
+    Args:
+        layout: the layout, and root: its root, as `layouts.find_layout(path)` returns them.
+        split: `"train"`, `"val"` or the dataset's own name (`"test"`, `"trainval"`, ...).
+        num_classes, class_names: override the layout's (rarely useful).
+        transform, cache: as for `SegmentationDataset`.
+
+    Raises:
+        DataError: every problem of the split (a listed file that is missing, a mask value the
+            layout never stores, ...), each naming its file.
+    """
+    reports = scan_layout(
+        root, layout, [split], num_classes=num_classes, class_names=class_names, keep_masks=cache
+    )
+    return SegmentationDataset.from_report(reports[split], transform=transform, cache=cache)
 
 
 def _check_something_to_learn(train_ds: SegmentationDataset) -> None:

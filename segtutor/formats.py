@@ -37,6 +37,7 @@ __all__ = [
     "VOC_PALETTE",
     "Color",
     "DatasetMeta",
+    "LabelMapError",
     "PaletteError",
     "decode_image",
     "decode_mask",
@@ -45,6 +46,7 @@ __all__ = [
     "read_image",
     "read_metadata",
     "unreadable_reason",
+    "voc_colormap",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -86,6 +88,14 @@ def _voc_palette(num_colors: int) -> list[Color]:
             c >>= 3
         palette.append((r, g, b))
     return palette
+
+
+def voc_colormap(num_colors: int) -> list[Color]:
+    """The first `num_colors` colours of Pascal VOC's colour map (any number of classes).
+
+    Introduced in `01_data.ipynb`.
+    """
+    return _voc_palette(num_colors)
 
 
 VOC_PALETTE: list[Color] = _voc_palette(21)
@@ -260,8 +270,19 @@ class PaletteError(ValueError):
     """
 
 
+class LabelMapError(ValueError):
+    """A mask holding values its dataset's layout does not store; the message names them.
+
+    Introduced in `01_data.ipynb`.
+    """
+
+
 def decode_mask(
-    path: str | Path, palette: Sequence[Color] | None = None, binary_255: bool = False
+    path: str | Path,
+    palette: Sequence[Color] | None = None,
+    binary_255: bool = False,
+    *,
+    lookup: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read a mask as integer class indices, shape `(H, W)` (uint8, or wider for 16-bit files).
 
@@ -271,11 +292,16 @@ def decode_mask(
         path: the mask file.
         palette: one `(r, g, b)` per class, to map colour (RGB) masks to indices.
         binary_255: read 255 as class 1 (0/255 binary masks) instead of "ignore".
+        lookup: a dataset layout's table, stored value -> class index or 255, -1 for values the
+            layout never stores (`segtutor.layouts.Layout.lookup`); the mask must hold indices.
 
     Raises:
         PaletteError: a colour mask with no palette, or with colours the palette lacks; the
             message names the colours. Damaged files raise whatever PIL raises.
+        LabelMapError: with `lookup`, a colour mask or values the table does not map.
     """
+    if lookup is not None:
+        return _decode_with_lookup(path, lookup)
     with Image.open(path) as img:
         if img.mode in _COLOR_MODES:
             labels = _colors_to_indices(np.asarray(img.convert("RGB")), palette)
@@ -290,6 +316,20 @@ def decode_mask(
     if binary_255:
         labels = np.where(labels == 255, 1, labels).astype(labels.dtype)
     return labels
+
+
+def _decode_with_lookup(path: str | Path, lookup: np.ndarray) -> np.ndarray:
+    """Stored values (uint8 `(H, W)`, the palette index for `P` PNGs) -> mapped uint8 `(H, W)`."""
+    with Image.open(path) as img:
+        if img.mode not in _INDEX_MODES or img.mode in ("LA", "PA", "1"):
+            raise LabelMapError(f"is a {img.mode} image, not a mask of label values (a colour "
+                                "rendering such as Cityscapes' _color.png?)")  # fmt: skip
+        stored = np.asarray(img)  # P: the palette index, never its colour
+    values = np.unique(stored)
+    bad = [int(v) for v in values if not 0 <= v < lookup.size or lookup[v] < 0]
+    if bad:
+        raise LabelMapError(f"holds values this dataset does not use: {listed(bad)}")
+    return lookup[stored].astype(np.uint8)
 
 
 def _colors_to_indices(rgb: np.ndarray, palette: Sequence[Color] | None) -> np.ndarray:

@@ -91,6 +91,9 @@ class RecipeOptions:
     num_classes: int | None = None
     # Read 255 in masks as class 1 (0/255 binary masks) instead of "ignore".
     binary_255: bool = False
+    # The dataset's layout, a name of `segtutor.layouts.layout_names()` ("folder", "voc", ...);
+    # None: recognised from its folders.
+    layout: str | None = None
     # Keep decoded images in memory, so that later epochs decode no file.
     cache: bool = True
     # Train on the first N training images only (quick runs); None: all of them.
@@ -202,6 +205,7 @@ def prepare(
         num_classes=options.num_classes,
         binary_255=options.binary_255,
         cache=options.cache,
+        layout=options.layout,
     )
     if options.max_train_images is not None:
         train_ds = train_ds.subset(train_ds.stems[: options.max_train_images])

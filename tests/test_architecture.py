@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "segtutor"
 
-DATA_SIDE = {"data", "formats", "checks", "transforms", "synth", "synth_images"}
+DATA_SIDE = {"data", "formats", "layouts", "checks", "transforms", "synth", "synth_images"}
 # `distributed`, `jsonio`, `settings` and `errors` are plain helpers any layer may use.
 LEARN = {
     "losses",

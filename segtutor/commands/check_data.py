@@ -1,7 +1,8 @@
 """Check a dataset folder and explain every problem with its fix (the mask doctor).
 
-`python -m segtutor check-data DIR [--num-classes K] [--binary-255]` scans every split with
-`segtutor.checks.scan_splits` and prints `segtutor.doctor.report_text`. Exit code 0 when the
+`python -m segtutor check-data DIR [--num-classes K] [--binary-255] [--format NAME]` scans every
+split with `segtutor.checks.scan_splits` (or, for a famous dataset as it ships, recognised by
+`segtutor.layouts.find_layout`, with `scan_layout`) and prints `segtutor.doctor.report_text`. Exit code 0 when the
 dataset can be used, 2 when it cannot. Introduced in `01_data.ipynb`.
 """
 
@@ -11,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from segtutor.checks import scan_splits
+from segtutor.checks import scan_layout, scan_splits
 from segtutor.doctor import report_text
 from segtutor.errors import DataError
+from segtutor.layouts import find_layout, layout_names
 
 __all__ = ["EXIT_OK", "EXIT_UNUSABLE", "add_arguments", "run"]
 
@@ -30,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "dataset.json, else the largest mask value + 1)")  # fmt: skip
     parser.add_argument("--binary-255", action="store_true",
                         help="read mask value 255 as class 1 (0/255 binary masks), not as ignore")  # fmt: skip
+    parser.add_argument("--format", choices=layout_names(), default=None,
+                        help="the dataset's layout (default: recognised from its folders)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,8 +43,14 @@ def run(args: argparse.Namespace) -> int:
     """
     root = Path(args.dir).expanduser()
     try:
+        found = find_layout(root, args.format)
         # decode every image too: the doctor is run once, so thoroughness beats speed
-        reports = scan_splits(root, args.num_classes, args.binary_255, decode_images=True)
+        if found is None:
+            reports = scan_splits(root, args.num_classes, args.binary_255, decode_images=True)
+        else:
+            layout, base = found
+            print(f"layout: {layout.name}, {layout.title}, at {base}")
+            reports = scan_layout(base, layout, num_classes=args.num_classes, decode_images=True)
     except DataError as error:  # scan collects problems itself; this is a safety net
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from segtutor.layouts import layout_names
+
 __all__ = ["add_data_arguments", "count", "fraction", "positive_float", "positive_int"]
 
 
@@ -20,6 +22,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="classes, background included (default: from dataset.json or the masks)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=layout_names(),
+        default=None,
+        help="the dataset's layout (default: recognised from its folders): 'folder' is "
+        "images/ + masks/, the others famous datasets as they ship",
     )
     parser.add_argument(
         "--binary-255",

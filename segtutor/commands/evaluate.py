@@ -14,9 +14,10 @@ from pathlib import Path
 
 from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
 from segtutor.commands.common import add_data_arguments, positive_int
-from segtutor.data import SegmentationDataset
+from segtutor.data import SegmentationDataset, load_layout_split
 from segtutor.errors import DataError, Problem
 from segtutor.jsonio import json_ready
+from segtutor.layouts import find_layout
 from segtutor.recipe import choose_input_mode, image_sizes, resolve_data, val_loader_for
 from segtutor.runtime import choose_device
 from segtutor.train import evaluate
@@ -70,14 +71,20 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(checkpoint)
     saved = checkpoint.get("config") or {}
-    folder = evaluation_folder(resolve_data(args.data), args.split)
-    dataset = SegmentationDataset(
-        folder,
-        num_classes=args.num_classes or model.num_classes,
-        binary_255=args.binary_255,
-        class_names=checkpoint.get("class_names"),
-        palette=checkpoint.get("palette"),
-    )
+    data = resolve_data(args.data)
+    found = find_layout(data, args.format)
+    if found is None:
+        folder = evaluation_folder(data, args.split)
+        dataset = SegmentationDataset(
+            folder,
+            num_classes=args.num_classes or model.num_classes,
+            binary_255=args.binary_255,
+            class_names=checkpoint.get("class_names"),
+            palette=checkpoint.get("palette"),
+        )
+    else:  # a famous dataset as it ships: its own split, names and mask values
+        dataset = load_layout_split(*found, args.split, num_classes=model.num_classes)
+        folder = dataset.root
     size = int(saved.get("input_size") or 128)
     mode = saved.get("input_mode") or choose_input_mode(image_sizes(dataset), size)
     loader = val_loader_for(dataset, mode, size, args.batch_size)

@@ -209,6 +209,7 @@ def _train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         num_classes=args.num_classes,
         binary_255=args.binary_255,
+        layout=args.format,
         cache=not args.no_cache,
         num_workers=args.workers,
         device=args.device,

