@@ -214,7 +214,7 @@ def scan_layout(
     reports = {}
     for split in splits or list(layout.splits):
         files = split_files(root, layout, split)
-        report = DatasetReport(root=root / layout.splits.get(split, split), layout=layout)
+        report = DatasetReport(root=files.folder, layout=layout)
         report.lookup, report.palette = layout.lookup, list(layout.palette)
         report.problems += files.problems
         report.stems, report.image_paths = files.stems, files.image_paths

@@ -80,6 +80,7 @@ class SplitFiles:
     """The pairs of one split of a layout, and what is missing. Introduced in `01_data.ipynb`."""
 
     split: str
+    folder: Path  # where the split's images are (named in reports)
     stems: list[str] = field(default_factory=list)
     image_paths: list[Path] = field(default_factory=list)
     mask_paths: list[Path] = field(default_factory=list)
@@ -272,7 +273,7 @@ def split_files(root: str | Path, layout: Layout, split: str) -> SplitFiles:
     """
     root = Path(root)
     own = layout.splits.get(split, split)
-    files = SplitFiles(split)
+    files = SplitFiles(split, _images_folder(root, layout, own))
     if own not in layout.splits.values():
         files.problems.append(Problem(root, f"{layout.title} has no split {split!r}",
                                       f"use one of: {', '.join(layout.splits)}"))  # fmt: skip
@@ -297,6 +298,12 @@ def split_files(root: str | Path, layout: Layout, split: str) -> SplitFiles:
                                       "restore it from the dataset's archive, or remove the "
                                       "stem from the split"))  # fmt: skip
     return files
+
+
+def _images_folder(root: Path, layout: Layout, own: str) -> Path:
+    """The folder above the first wildcard of the images' pattern (`leftImg8bit/train`)."""
+    parts = Path(layout.images.format(split=own, stem="*")).parts
+    return root.joinpath(*[p for p in parts[: next(i for i, p in enumerate(parts) if "*" in p)]])
 
 
 def _listed_images(root: Path, layout: Layout, own: str, files: SplitFiles) -> list[Path]:

@@ -213,7 +213,8 @@ def test_check_data_names_the_layout(tmp_path, capsys):
     given, root, _ = make_voc(tmp_path)
     assert main(["check-data", str(given)]) == 0
     out = capsys.readouterr().out
-    assert f"layout: voc, Pascal VOC 2012, at {root}" in out and "OK: the dataset is usable" in out
+    assert out.splitlines()[1] == f"format: voc, Pascal VOC 2012, root {root}"
+    assert f"== val ({root / 'JPEGImages'}) ==" in out and "OK: the dataset is usable" in out
 
 
 def test_check_data_format_forces_the_own_folder(tmp_path, capsys):

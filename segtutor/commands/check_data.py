@@ -2,8 +2,8 @@
 
 `python -m segtutor check-data DIR [--num-classes K] [--binary-255] [--format NAME]` scans every
 split with `segtutor.checks.scan_splits` (or, for a famous dataset as it ships, recognised by
-`segtutor.layouts.find_layout`, with `scan_layout`) and prints `segtutor.doctor.report_text`. Exit code 0 when the
-dataset can be used, 2 when it cannot. Introduced in `01_data.ipynb`.
+`segtutor.layouts.find_layout`, with `scan_layout`) and prints `segtutor.doctor.report_text`.
+Exit code 0 when the dataset can be used, 2 when it cannot. Introduced in `01_data.ipynb`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
             reports = scan_splits(root, args.num_classes, args.binary_255, decode_images=True)
         else:
             layout, base = found
-            print(f"layout: {layout.name}, {layout.title}, at {base}")
             reports = scan_layout(base, layout, num_classes=args.num_classes, decode_images=True)
     except DataError as error:  # scan collects problems itself; this is a safety net
         print(f"error: {error}", file=sys.stderr)
@@ -60,5 +59,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_UNUSABLE
-    print(report_text(root, reports))
+    text = report_text(root, reports)
+    if found is not None:  # under the first line, which names the folder checked
+        first, rest = text.split("\n", 1)
+        text = f"{first}\nformat: {layout.name}, {layout.title}, root {base}\n{rest}"
+    print(text)
     return EXIT_OK if all(r.ok for r in reports.values()) else EXIT_UNUSABLE
