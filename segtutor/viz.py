@@ -263,11 +263,11 @@ def plot_predictions(
             if i == 0:
                 ax.set_title(titles[j], fontsize=10)
     # Two legends: the classes (left) and the error map's colours (right), which reuse
-    # Okabe-Ito colours and so must not be read as classes.
+    # Okabe-Ito colours and so must not be read as classes. Every colour the error map uses is
+    # listed, "ignored" included: its white is often the most visible colour in that panel.
     errors = [
         Patch(facecolor=np.asarray(c) / 255, edgecolor="0.5", label=name)
         for name, c in ERROR_COLORS.items()
-        if name not in ("correct", "ignored")
     ]
     fig.legend(
         handles=legend_handles(class_names, palette, include_ignore=True),
@@ -281,7 +281,7 @@ def plot_predictions(
     fig.legend(
         handles=errors,
         loc="outside lower right",
-        ncol=1,
+        ncol=2,
         fontsize=8,
         frameon=False,
         title="errors",

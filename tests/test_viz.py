@@ -122,6 +122,10 @@ def test_plot_predictions_grid_of_varying_sizes():
         "errors",
     ]
     fig.canvas.draw()  # renders without error
+    legends = {legend.get_title().get_text(): legend for legend in fig.legends}
+    error_labels = [text.get_text() for text in legends["errors"].get_texts()]
+    assert error_labels == list(ERROR_COLORS)  # every colour of the error map, "ignored" too
+    assert "ignored" in error_labels
     batch = plot_predictions(
         torch.randn(5, 3, 8, 8), torch.randint(0, 2, (5, 8, 8)), torch.randint(0, 2, (5, 8, 8))
     )
