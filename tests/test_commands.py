@@ -21,27 +21,17 @@ def scenes(tmp_path_factory):
     return root
 
 
+def tiny_train(scenes, out, *extra: str, epochs: int = 1, size: int = 64) -> list[str]:
+    """The argv of a quick `train` on the test scenes (tiny preset, batches of 4); `extra` last."""
+    fixed = ["train", "--batch-size", "4", "--quiet", "--preset", "tiny"]
+    sizes = ["--epochs", str(epochs), "--size", str(size)]
+    return [*fixed, "--data", str(scenes), "--out", str(out), *sizes, *extra]
+
+
 @pytest.fixture(scope="module")
 def trained(scenes, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    code = main(
-        [
-            "train",
-            "--data",
-            str(scenes),
-            "--epochs",
-            "2",
-            "--size",
-            "64",
-            "--batch-size",
-            "4",
-            "--out",
-            str(out),
-            "--quiet",
-            "--preset",
-            "tiny",
-        ]
-    )
+    code = main(tiny_train(scenes, out, epochs=2))
     assert code == 0
     return out
 
@@ -72,25 +62,7 @@ def test_train_writes_the_run_folder(trained, capsys):
 
 @pytest.mark.slow  # trains through the whole command line
 def test_train_without_deep_supervision(scenes, tmp_path):
-    code = main(
-        [
-            "train",
-            "--data",
-            str(scenes),
-            "--epochs",
-            "1",
-            "--size",
-            "64",
-            "--batch-size",
-            "4",
-            "--out",
-            str(tmp_path),
-            "--quiet",
-            "--preset",
-            "tiny",
-            "--no-deep-supervision",
-        ]
-    )
+    code = main(tiny_train(scenes, tmp_path, "--no-deep-supervision"))
     assert code == 0
     checkpoint = torch.load(tmp_path / "best.pt", weights_only=True)
     assert not checkpoint["model_config"]["deep_supervision"]
@@ -119,29 +91,7 @@ def test_resize_mode_round_trip(scenes, tmp_path, capsys):
     # Whole images resized to 48 pixels for the model, scored at the masks' 64x64: evaluate
     # feeds new images the way the checkpoint says and finds train's numbers again.
     out = tmp_path / "resized"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(scenes),
-                "--epochs",
-                "1",
-                "--size",
-                "48",
-                "--input-mode",
-                "resize",
-                "--batch-size",
-                "4",
-                "--out",
-                str(out),
-                "--quiet",
-                "--preset",
-                "tiny",
-            ]
-        )
-        == 0
-    )
+    assert main(tiny_train(scenes, out, "--input-mode", "resize", size=48)) == 0
     assert torch.load(out / "best.pt", weights_only=True)["config"]["input_mode"] == "resize"
     capsys.readouterr()
     assert (
@@ -260,29 +210,7 @@ def test_resume_continues_the_history(trained, scenes, tmp_path):
 def test_same_seed_same_numbers(scenes, tmp_path):
     runs = []
     for name in ("a", "b"):
-        assert (
-            main(
-                [
-                    "train",
-                    "--data",
-                    str(scenes),
-                    "--epochs",
-                    "1",
-                    "--size",
-                    "64",
-                    "--batch-size",
-                    "4",
-                    "--out",
-                    str(tmp_path / name),
-                    "--quiet",
-                    "--preset",
-                    "tiny",
-                    "--seed",
-                    "3",
-                ]
-            )
-            == 0
-        )
+        assert main(tiny_train(scenes, tmp_path / name, "--seed", "3")) == 0
         runs.append(json.loads((tmp_path / name / "history.json").read_text()))
     assert runs[0]["train_loss"] == runs[1]["train_loss"]
     assert runs[0]["val_miou"] == runs[1]["val_miou"]

@@ -6,10 +6,32 @@ Introduced in `04_training.ipynb`.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from segtutor.layouts import layout_names
 
-__all__ = ["add_data_arguments", "count", "fraction", "positive_float", "positive_int"]
+__all__ = [
+    "add_checkpoint_argument",
+    "add_data_arguments",
+    "count",
+    "fraction",
+    "positive_float",
+    "positive_int",
+]
+
+
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """`--checkpoint CKPT`, the model `evaluate` and `predict` load.
+
+    Introduced in `05_evaluation.ipynb`.
+    """
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        metavar="CKPT",
+        help="a best.pt written by `python -m segtutor train`",
+    )
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
-from segtutor.commands.common import add_data_arguments, positive_int
+from segtutor.commands.common import add_checkpoint_argument, add_data_arguments, positive_int
 from segtutor.data import SegmentationDataset, load_layout_split
 from segtutor.errors import DataError, Problem
 from segtutor.jsonio import json_ready
@@ -27,13 +27,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `evaluate` arguments to `parser`. Introduced in `05_evaluation.ipynb`."""
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        required=True,
-        metavar="CKPT",
-        help="a best.pt written by `python -m segtutor train`",
-    )
+    add_checkpoint_argument(parser)
     parser.add_argument(
         "--data",
         type=Path,

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
+from segtutor.commands.common import add_checkpoint_argument
 from segtutor.errors import DataError, Problem
 from segtutor.formats import is_image_file, read_image
 from segtutor.inference import predict
@@ -28,13 +29,7 @@ __all__ = ["add_arguments", "run", "save_index_png"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `predict` arguments to `parser`. Introduced in `05_evaluation.ipynb`."""
-    parser.add_argument(
-        "--checkpoint",
-        type=Path,
-        required=True,
-        metavar="CKPT",
-        help="a best.pt written by `python -m segtutor train`",
-    )
+    add_checkpoint_argument(parser)
     parser.add_argument(
         "--input",
         type=Path,
