@@ -72,6 +72,11 @@ class TrainConfig:
     # Wall-clock seconds for the whole fit (validation included); checked after every batch.
     # The lr schedule is stretched to end with the budget. None: no budget.
     time_budget_s: float | None = None
+    # Under a time budget, the most of it validation may take: an epoch is validated only while
+    # the validation time so far stays within this share (the first and the last always are),
+    # and a validation set too large for that is validated on a fixed, evenly spread subset.
+    # None: validate every epoch on all of it, as without a budget.
+    val_share: float | None = 0.15
     # Where the best checkpoint is written (atomically, whenever val mIoU improves); None: nowhere.
     checkpoint_path: str | None = None
     # Where the latest epoch is written (atomically, after every epoch), with the best weights so
@@ -103,6 +108,9 @@ class TrainConfig:
     # images resized to it) or "crop" (crops at native resolution, whole images at prediction).
     input_size: int | None = None
     input_mode: Literal["resize", "crop"] | None = None
+    # In "crop" mode, the factor every image was resized by first (segtutor.sizing): prediction
+    # resizes new images by it too, and the logits back to each image's own size.
+    working_scale: float = 1.0
     # Under torchrun: fit turns the model's BatchNorm layers into SyncBatchNorm (same state_dict
     # keys), whose batch statistics are taken over the images of all processes (helps when each
     # process has only a few images per batch). GPUs only; ignored in a single process.
@@ -128,6 +136,7 @@ class History:
     lr: list[float] = field(default_factory=list)  # lr of the epoch's last batch
     epoch_time_s: list[float] = field(default_factory=list)  # training + validation
     stop_reason: str = ""  # "num_epochs", "early_stopping", "time_budget" or "callback"
+    validation: str = ""  # how validation was done: on how many images, after which epochs
 
     def __len__(self) -> int:
         return len(self.epoch)
@@ -158,27 +167,32 @@ class History:
         epoch: int,
         train_loss: float,
         val_loss: float,
-        cm: ConfusionMatrix,
+        cm: ConfusionMatrix | None,
         lr: float,
         seconds: float,
     ) -> None:
-        """Record one epoch: its losses, the val metrics from `cm`, its last lr and duration."""
+        """Record one epoch: its losses, the val metrics from `cm` (None: not validated, NaN),
+        its last lr and duration."""
         self.epoch.append(epoch)
         self.train_loss.append(train_loss)
         self.val_loss.append(val_loss)
-        self.val_iou.append([float(v) for v in cm.iou()])
-        self.val_miou.append(float(cm.miou()))
-        self.val_pixel_accuracy.append(float(cm.pixel_accuracy()))
+        if cm is None:  # not validated: as many NaN as classes (none known before any epoch)
+            self.val_iou.append([math.nan] * len(self.val_iou[-1] if self.val_iou else []))
+        else:
+            self.val_iou.append([float(v) for v in cm.iou()])
+        self.val_miou.append(float(cm.miou()) if cm is not None else math.nan)
+        self.val_pixel_accuracy.append(float(cm.pixel_accuracy()) if cm is not None else math.nan)
         self.lr.append(lr)
         self.epoch_time_s.append(seconds)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> History:
         """Inverse of `to_dict` (None becomes NaN again)."""
-        names = [f for f in cls.__dataclass_fields__ if f != "stop_reason"]
+        texts = ("stop_reason", "validation")
+        names = [f for f in cls.__dataclass_fields__ if f not in texts]
         lists = {name: _none_to_nan(list(data.get(name, []))) for name in names}
         lists["epoch"] = [int(e) for e in lists["epoch"]]
-        return cls(**lists, stop_reason=str(data.get("stop_reason", "")))
+        return cls(**lists, **{name: str(data.get(name, "")) for name in texts})
 
 
 def _none_to_nan(value: Any) -> Any:

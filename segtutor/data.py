@@ -28,12 +28,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import tv_tensors
+from torchvision.transforms.v2.functional import resize
 
 from segtutor.checks import DatasetReport, scan, scan_folders, scan_layout, split_folders
 from segtutor.distributed import is_distributed
 from segtutor.errors import DataError, Problem, listed
 from segtutor.formats import Color, decode_image, decode_mask
 from segtutor.layouts import Layout, find_layout
+from segtutor.transforms import scaled_size
 
 __all__ = ["SegmentationDataset", "load_layout_split", "load_splits", "make_loader"]
 
@@ -123,6 +125,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.lookup = report.lookup  # its table: stored mask value -> class index or 255
         self.transform = transform
         self.cache = cache
+        self.scale, self.scale_masks = 1.0, True  # see set_scale
+        self._native = dict(zip(report.stems, report.image_sizes, strict=True))  # stem -> (w, h)
         self._images: dict[str, torch.Tensor] = {}  # stem -> uint8 (3, H, W)
         self._masks: dict[str, torch.Tensor] = {}  # stem -> uint8 (H, W); < 256 once validated
         if cache:
@@ -148,6 +152,27 @@ class SegmentationDataset(torch.utils.data.Dataset):
         part.mask_paths = [self.mask_paths[i] for i in keep]
         return part
 
+    def set_scale(self, scale: float, *, masks: bool = True) -> None:
+        """Read every image resized by `scale` (and its mask too, unless `masks` is False).
+
+        Introduced in `04_training.ipynb`. The resizing happens once per file, when it is first
+        read, and the cache holds the resized pair: a large photo is decoded and shrunk once, not
+        at every epoch. Validation keeps the masks at their own size (`masks=False`), so that the
+        metric is taken on the labels as they were drawn. Gives this dataset caches of its own.
+        """
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.scale, self.scale_masks = float(scale), masks
+        own = set(self.stems)
+        self._images = {}
+        self._masks = {s: self._rescale_mask(s, m) for s, m in self._masks.items() if s in own}
+
+    def _rescale_mask(self, stem: str, mask: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1 or not self.scale_masks:
+            return mask
+        size = scaled_size(*mask.shape, self.scale)
+        return _resize(tv_tensors.Mask(mask), size).as_subclass(torch.Tensor)
+
     @property
     def pixel_counts(self) -> torch.Tensor:
         """Pixels per class over these samples, int64 `(num_classes,)` (for class weights).
@@ -163,37 +188,55 @@ class SegmentationDataset(torch.utils.data.Dataset):
         """The raw pair: image uint8 `(3, H, W)`, mask int64 `(H, W)`; no transform.
 
         Introduced in `01_data.ipynb`. The image comes from `formats.decode_image`, the mask
-        from `formats.decode_mask` (or the cache, which holds what the checks decoded).
+        from `formats.decode_mask` (or the cache, which holds what the checks decoded), both
+        resized by the dataset's scale (`set_scale`; 1 unless set).
 
         Raises:
             DataError: a file changed since the dataset was checked and cannot be decoded.
         """
         stem = self.stems[index]
         image = self._images.get(stem)
-        mask = self._masks.get(stem)
         if image is None:
             image = self._load(self.image_paths[index], decode_image)
             # (H, W, 3) -> (3, H, W) as a view: copying into channel-first order would cost as
             # much as the decode, and every torch op accepts the strides as they are
             image = torch.from_numpy(image).permute(2, 0, 1)
+            self._check_size(index, image.shape[1:], self.image_paths[index])
+            if self.scale != 1:
+                image = _resize(image, scaled_size(*image.shape[1:], self.scale))
             if self.cache:
                 self._images[stem] = image
         elif self.cache:
             image = image.clone()  # a transform that writes in place must not change the cache
+        return tv_tensors.Image(image), tv_tensors.Mask(self.read_mask(index).long())
+
+    def read_mask(self, index: int) -> torch.Tensor:
+        """The mask alone, int (H, W) at the dataset's scale, from the cache or decoded.
+
+        Introduced in `04_training.ipynb` (the working scale is measured on masks alone).
+        """
+        stem = self.stems[index]
+        mask = self._masks.get(stem)
         if mask is None:
             mask = torch.from_numpy(self._load(self.mask_paths[index], self._decode_mask))
+            self._check_size(index, mask.shape, self.mask_paths[index])
+            mask = self._rescale_mask(stem, mask)
             if self.cache:
                 self._masks[stem] = mask
-        if image.shape[1:] != mask.shape:
+        return mask
+
+    def _check_size(self, index: int, shape: Sequence[int], path: Path) -> None:
+        """A decoded image or mask must have the size the checks read from the image's header."""
+        width, height = self._native[self.stems[index]]
+        if tuple(shape) != (height, width):
             raise DataError(
                 Problem(
-                    self.mask_paths[index],
-                    f"mask {tuple(mask.shape)} and image "
-                    f"{tuple(image.shape[1:])} sizes differ (changed since checked?)",
+                    path,
+                    f"is {tuple(shape)} but the image was ({height}, {width}) when the dataset "
+                    "was checked (changed since?)",
                     "run `python -m segtutor check-data` on the folder again",
                 )
             )
-        return tv_tensors.Image(image), tv_tensors.Mask(mask.long())
 
     def _decode_mask(self, path: Path) -> np.ndarray:
         return decode_mask(path, self.palette, self.binary_255, lookup=self.lookup)
@@ -225,6 +268,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
             f"{type(self).__name__}({str(self.root)!r}, {len(self)} samples, "
             f"num_classes={self.num_classes}, cache={self.cache})"
         )
+
+
+def _resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 image `(3, H, W)` smoothly (antialiased), a `tv_tensors.Mask` by nearest neighbour."""
+    return resize(pixels, list(size), antialias=True)
 
 
 _DATASET_KWARGS = {"num_classes", "transform", "cache", "binary_255", "palette", "class_names"}

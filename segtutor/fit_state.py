@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from segtutor.checkpoint import (
     cpu_state,
@@ -30,6 +30,16 @@ from segtutor.config import History, TrainConfig, call_callbacks, scheduled_lr
 from segtutor.distributed import max_over_processes
 
 __all__ = ["FitState"]
+
+
+def _subset_loader(loader: DataLoader, indices: Iterable[int]) -> DataLoader:
+    """A loader over some of `loader`'s samples, batched the same way."""
+    return DataLoader(
+        Subset(loader.dataset, list(indices)),
+        batch_size=loader.batch_size,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+    )
 
 
 class FitState:
@@ -66,6 +76,11 @@ class FitState:
         self.total_steps = config.num_epochs * len(train_loader)
         self.start = time.monotonic() - elapsed_s
         self.val_seconds = 0.0  # the slowest validation pass so far, reserved at the end
+        self.val_spent = 0.0  # seconds spent validating in this run
+        # the epochs validated so far (a resumed run's too)
+        scores = zip(self.history.epoch, self.history.val_miou, strict=True)
+        self.validated = [epoch for epoch, miou in scores if not math.isnan(miou)]
+        self.val_images = self.val_total = 0
 
     def start_epoch(self, epoch: int) -> float:
         """Note the epoch (a new shuffle under torchrun, the same in every process); its start."""
@@ -103,6 +118,66 @@ class FitState:
         elif out_of_time:
             self.stop_reason = "time_budget"
         return self.stop_reason != "num_epochs"
+
+    def budget_val_loader(
+        self, val_loader: DataLoader, seconds_per_image: Callable[[DataLoader], float]
+    ) -> DataLoader:
+        """`val_loader`, or a fixed subset of it small enough for the time budget.
+
+        Under a budget with `config.val_share`, one validation pass may take a third of that
+        share (room for the first, the last and one between): a larger set is cut to that many
+        images, evenly spread over it (at least 8). `seconds_per_image(loader)` times a pass.
+        """
+        config, self.val_total = self.config, len(val_loader.dataset)
+        self.val_images = self.val_total
+        if config.time_budget_s is None or config.val_share is None:
+            return val_loader
+        probe = _subset_loader(
+            val_loader, range(min(2 * (val_loader.batch_size or 1), self.val_total))
+        )
+        per_image = max_over_processes(seconds_per_image(probe))[0]  # the same in every process
+        affordable = int(config.val_share * config.time_budget_s / 3 / max(per_image, 1e-9))
+        if affordable >= self.val_total:
+            return val_loader
+        self.val_images = max(affordable, min(8, self.val_total))
+        step = self.val_total / self.val_images
+        return _subset_loader(val_loader, [int(i * step) for i in range(self.val_images)])
+
+    def validation_due(self) -> bool:
+        """Validate after this epoch? Always without a budget (or `val_share` None), and after
+        the first and the last epoch; otherwise only if validating keeps within the share."""
+        config = self.config
+        if config.time_budget_s is None or config.val_share is None or not self.validated:
+            return True
+        if self.stop_reason != "num_epochs" or self.epoch == config.num_epochs:
+            return True  # the last epoch: the run ends on a measured score
+        elapsed = time.monotonic() - self.start
+        due = self.val_spent + self.val_seconds <= config.val_share * (elapsed + self.val_seconds)
+        return bool(max_over_processes(due)[0])  # every process takes the same decision
+
+    def note_validation(self, seconds: float) -> None:
+        """Count a validation pass: its time, and its epoch."""
+        self.val_seconds = max(self.val_seconds, seconds)
+        self.val_spent += seconds
+        self.validated.append(self.epoch)
+
+    def describe_validation(self) -> str:
+        """How validation was done, for the history and the run folder."""
+        images = (
+            f"all {self.val_total}"
+            if self.val_images == self.val_total
+            else (f"a fixed subset of {self.val_images} of the {self.val_total}")
+        )
+        epochs = len(self.history)
+        when = (
+            "after every epoch"
+            if len(self.validated) == epochs
+            else (
+                f"after {len(self.validated)} of {epochs} epochs "
+                f"(within {self.config.val_share:.0%} of the time budget)"
+            )
+        )
+        return f"on {images} validation images, {when}"
 
     def keep_best(self, miou: float) -> bool:
         """Keep a copy of the weights if `miou` is the best so far (NaN never is)."""

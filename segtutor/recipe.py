@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +34,16 @@ from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
 from segtutor.model import build_unet, count_parameters
 from segtutor.runtime import choose_device, seed_everything
 from segtutor.settings import quick_mode
+from segtutor.sizing import region_width, sample_masks, working_scale
 from segtutor.train import TrainConfig
-from segtutor.transforms import eval_transforms, train_transforms
+from segtutor.transforms import eval_transforms, scaled_size, train_transforms
 
 __all__ = [
     "BUNDLED_DATA",
     "RecipeOptions",
     "Run",
     "choose_input_mode",
+    "data_scale",
     "default_epochs",
     "image_sizes",
     "prepare",
@@ -61,6 +64,9 @@ class RecipeOptions:
 
     # Training input size in pixels: the side of the square crops, or of the resized images.
     input_size: int = 96
+    # Resize every image by this factor before cropping, validation and prediction; None: from
+    # the labelled regions' width (`segtutor.sizing`: large photos shrink, microscopy stays).
+    working_scale: float | None = None
     # "crop" (random crops at native resolution, whole images at validation), "resize" (whole
     # images resized to input_size), or None: crop, unless the images are smaller than that.
     input_mode: Literal["resize", "crop"] | None = None
@@ -158,7 +164,7 @@ class Run:
         return (
             f"data: {self.data} ({len(self.train_ds)} train / {len(self.val_ds)} val, "
             f"{self.num_classes} classes, images {sizes_text}; input mode '{self.input_mode}' "
-            f"at {self.options.input_size}px)\n"
+            f"at {self.options.input_size}px, working scale {self.config.working_scale:g})\n"
             f"model: U-Net '{self.options.preset}', "
             f"{count_parameters(self.model) / 1e6:.2f} M parameters, on {device}"
             + (f"; run folder: {run_dir}" if run_dir is not None else "")
@@ -210,8 +216,11 @@ def prepare(
     if options.max_train_images is not None:
         train_ds = train_ds.subset(train_ds.stems[: options.max_train_images])
     sizes = image_sizes(train_ds, val_ds)
-    mode = options.input_mode or choose_input_mode(sizes, options.input_size)
-    train_loader, val_loader = _loaders(train_ds, val_ds, mode, options)
+    scale = options.working_scale or data_scale(train_ds, sizes, options.input_size)
+    scaled = {scaled_size(h, w, scale) for h, w in sizes}
+    mode = options.input_mode or choose_input_mode(scaled, options.input_size)
+    scale = scale if mode == "crop" else 1.0  # "resize" brings every image to one size anyway
+    train_loader, val_loader = _loaders(train_ds, val_ds, mode, scale, options)
 
     if checkpoint is not None:
         model = model_from_checkpoint(checkpoint)
@@ -223,6 +232,7 @@ def prepare(
             deep_supervision=options.deep_supervision,
         )
     config = _config(train_ds, mode, options)
+    config.working_scale = scale
     return Run(
         data,
         options,
@@ -239,10 +249,15 @@ def prepare(
 
 
 def _loaders(
-    train_ds: SegmentationDataset, val_ds: SegmentationDataset, mode: str, options: RecipeOptions
+    train_ds: SegmentationDataset,
+    val_ds: SegmentationDataset,
+    mode: str,
+    scale: float,
+    options: RecipeOptions,
 ) -> tuple[DataLoader, DataLoader]:
     """Random crops (or resized images) for training; whole images for validation."""
-    # "crop" keeps the native scale: random crops, no zoom.
+    train_ds.set_scale(scale)  # each file resized once, when first read, and cached so
+    # "crop" keeps the working scale: random crops, no zoom.
     train_ds.transform = train_transforms(options.input_size, crop=mode == "crop")
     batch_size = options.batch_size
     train_loader = make_loader(
@@ -254,7 +269,9 @@ def _loaders(
         drop_last=len(train_ds) > batch_size * world_size(),  # each process gets a share
     )
     val_batch = options.val_batch_size or batch_size
-    val_loader = val_loader_for(val_ds, mode, options.input_size, val_batch, options.num_workers)
+    val_loader = val_loader_for(
+        val_ds, mode, options.input_size, val_batch, options.num_workers, scale=scale
+    )
     return train_loader, val_loader
 
 
@@ -327,6 +344,19 @@ def image_sizes(*datasets: SegmentationDataset) -> set[tuple[int, int]]:
     return sizes
 
 
+def data_scale(
+    train_ds: SegmentationDataset, sizes: set[tuple[int, int]], input_size: int
+) -> float:
+    """The working scale `segtutor.sizing.working_scale` gives for these training masks.
+
+    Introduced in `04_training.ipynb`. `sizes` are the images' `(height, width)`; the region
+    width is measured on up to 200 training masks spread over the set.
+    """
+    width = region_width(sample_masks(train_ds.read_mask, len(train_ds)))
+    short_side = statistics.median(min(size) for size in sizes)
+    return working_scale(width, short_side, input_size)
+
+
 def choose_input_mode(sizes: set[tuple[int, int]], size: int) -> str:
     """`"crop"` (native-resolution crops of `size`) unless some image is smaller than that.
 
@@ -353,7 +383,13 @@ class _ImageOnly:
 
 
 def val_loader_for(
-    dataset: SegmentationDataset, mode: str, size: int, batch_size: int, num_workers: int = 0
+    dataset: SegmentationDataset,
+    mode: str,
+    size: int,
+    batch_size: int,
+    num_workers: int = 0,
+    *,
+    scale: float = 1.0,
 ) -> DataLoader:
     """A validation loader that scores predictions at the masks' own resolution.
 
@@ -361,9 +397,10 @@ def val_loader_for(
 
     In "resize" mode images are resized to `size` (as in training) and the logits resized back
     to each mask's size by `segtutor.train.evaluate`; in "crop" mode whole images go through the
-    fully convolutional model at their own size. Mixed sizes cannot share a batch: batch size 1.
-    Sets `dataset.transform`.
+    fully convolutional model at the working scale (`scale`; the masks stay at their own size).
+    Mixed sizes cannot share a batch: batch size 1. Sets `dataset.transform` and its scale.
     """
+    dataset.set_scale(scale if mode == "crop" else 1.0, masks=False)
     dataset.transform = _ImageOnly(eval_transforms(size if mode == "resize" else None))
     same_size = len(image_sizes(dataset)) == 1
     return make_loader(dataset, batch_size if same_size else 1, num_workers=num_workers)

@@ -306,10 +306,11 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     run = FitState(config, callbacks, model, optimizer, scaler, train_loader, resume_from)
     history = run.history
-    net = wrap_ddp(model, device, train_loader) if is_distributed() else model  # what trains
-    if config.compile:
-        net = torch.compile(net)  # compiles on the first batch; shares the weights with `model`
-    val_loader = shard_loader(val_loader)  # this process's share; the whole loader in one process
+    net = _training_net(model, config, device, train_loader)  # DDP, compiled: what trains
+    val_options = dict(device=device, amp_dtype=amp_dtype, ignore_index=config.ignore_index)
+    timer = lambda part: _seconds_per_image(model, part, num_classes, val_options)  # noqa: E731
+    # under a time budget maybe a subset (FitState.budget_val_loader); then this process's share
+    val_loader = shard_loader(run.budget_val_loader(val_loader, timer))
     progress = config.progress and is_main_process()
     # what every epoch passes on unchanged: the device, the precision and the step's options
     step_options = dict(
@@ -317,7 +318,6 @@ def fit(
         grad_clip=config.grad_clip, progress=progress, lr_schedule=run.lr_at,
         on_batch_end=run.after_batch,
     )  # fmt: skip
-    val_options = dict(device=device, amp_dtype=amp_dtype, ignore_index=config.ignore_index)
 
     for epoch in range(len(history) + 1, config.num_epochs + 1):
         epoch_start = run.start_epoch(epoch)
@@ -325,9 +325,10 @@ def fit(
             net, train_loader, loss_fn, optimizer, step=run.step, epoch=epoch, **step_options
         )
         broadcast_buffers(model)  # every process validates the model rank 0 saves
-        val_start = time.monotonic()
-        cm, val_loss = validate(model, val_loader, num_classes, loss_fn=loss_fn, **val_options)
-        run.val_seconds = max(run.val_seconds, time.monotonic() - val_start)
+        cm, val_loss, val_start = None, math.nan, time.monotonic()
+        if run.validation_due():  # always, unless a time budget makes it skip some epochs
+            cm, val_loss = validate(model, val_loader, num_classes, loss_fn=loss_fn, **val_options)
+            run.note_validation(time.monotonic() - val_start)
         lr, seconds = optimizer.param_groups[0]["lr"], time.monotonic() - epoch_start
         history.append(epoch, train_loss, val_loss, cm, lr=lr, seconds=seconds)
         improved = run.keep_best(history.val_miou[-1])
@@ -335,19 +336,26 @@ def fit(
             run.write_checkpoints(improved)
         if progress:
             _print_epoch(history, config, improved)
-        if run.stop_after_epoch(should_stop(history.val_miou, config.early_stopping_patience)):
+        validated = [m for m in history.val_miou if not math.isnan(m)]  # patience counts these
+        if run.stop_after_epoch(should_stop(validated, config.early_stopping_patience)):
             break
 
-    history.stop_reason = run.stop_reason
+    history.stop_reason, history.validation = run.stop_reason, run.describe_validation()
     model.load_state_dict(run.best_state)
     barrier()  # when fit returns in any process, rank 0 has finished writing the checkpoint
     if progress and len(history):
-        tqdm.write(
-            f"best val mIoU {history.best_miou:.4f} at epoch {history.best_epoch} "
-            f"(stopped by {run.stop_reason.replace('_', ' ')})"
-        )
+        _print_end(history)
     call_callbacks(run.callbacks, "on_train_end", history)
     return history
+
+
+def _seconds_per_image(
+    model: nn.Module, loader: DataLoader, num_classes: int, options: dict[str, Any]
+) -> float:
+    """Seconds one validation pass over `loader` takes per image (to plan validation)."""
+    start = time.monotonic()
+    validate(model, loader, num_classes, **options)
+    return (time.monotonic() - start) / max(len(loader.dataset), 1)
 
 
 def _check_inputs(
@@ -376,6 +384,16 @@ def _to_device(model: nn.Module, config: TrainConfig, device: torch.device) -> n
     return model
 
 
+def _training_net(
+    model: nn.Module, config: TrainConfig, device: torch.device, train_loader: DataLoader
+) -> nn.Module:
+    """What trains: `model`, inside DDP under torchrun, through torch.compile if asked.
+
+    Either way it shares its weights with `model`, which `fit` validates and saves."""
+    net = wrap_ddp(model, device, train_loader) if is_distributed() else model
+    return torch.compile(net) if config.compile else net  # compiles on the first batch
+
+
 def _training_loss(
     model: nn.Module, loss_fn: nn.Module | None, config: TrainConfig, num_classes: int
 ) -> nn.Module:
@@ -390,6 +408,13 @@ def _training_loss(
     if getattr(model, "deep_supervision", False) and not isinstance(loss_fn, DeepSupervisionLoss):
         loss_fn = DeepSupervisionLoss(loss_fn)  # the model returns (logits, aux) when training
     return loss_fn
+
+
+def _print_end(history: History) -> None:
+    tqdm.write(
+        f"best val mIoU {history.best_miou:.4f} at epoch {history.best_epoch} "
+        f"(stopped by {history.stop_reason.replace('_', ' ')}; validated {history.validation})"
+    )
 
 
 def _print_epoch(history: History, config: TrainConfig, improved: bool) -> None:

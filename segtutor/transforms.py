@@ -24,7 +24,14 @@ from torchvision.transforms import v2
 
 from segtutor.settings import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["PairTransform", "denormalize", "eval_transforms", "train_transforms"]
+__all__ = [
+    "PairTransform",
+    "Rescale",
+    "denormalize",
+    "eval_transforms",
+    "scaled_size",
+    "train_transforms",
+]
 
 # Pixels that rotation brings in from outside the picture: black in the image, and "ignore" in
 # the mask, so that the loss and the metric skip them instead of learning "corners are background".
@@ -116,6 +123,7 @@ def train_transforms(
 def eval_transforms(
     size: int | tuple[int, int] | None = None,
     *,
+    scale: float = 1.0,
     mean: Sequence[float] | None = IMAGENET_MEAN,
     std: Sequence[float] | None = IMAGENET_STD,
 ) -> PairTransform:
@@ -126,6 +134,8 @@ def eval_transforms(
     Args:
         size: output `(H, W)`; `None` keeps each image's own size (the U-Net is fully
             convolutional, so it does not need one size; a DataLoader batch does).
+        scale: with `size` None, resize each image by this factor (`Rescale`): the working
+            scale a model trained at (`TrainConfig.working_scale`).
         mean, std: per-channel normalisation; `None` keeps the image in `[0, 1]`.
 
     Returns:
@@ -134,8 +144,36 @@ def eval_transforms(
     steps: list[Callable] = []
     if size is not None:
         steps.append(v2.Resize(_pair(size), antialias=True))
+    elif scale != 1:
+        steps.append(Rescale(scale))
     steps += _to_float(mean, std)
     return PairTransform(steps)
+
+
+class Rescale(v2.Transform):
+    """Resize by a factor, keeping the aspect ratio: images smoothly, masks by nearest neighbour.
+
+    Introduced in `04_training.ipynb`: a photo larger than its objects need is shrunk to the
+    working scale (`segtutor.sizing.working_scale`) before it is cropped or predicted.
+    """
+
+    def __init__(self, scale: float):
+        super().__init__()
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.scale = scale
+
+    def transform(self, inpt, params):
+        size = list(scaled_size(*inpt.shape[-2:], self.scale))
+        return self._call_kernel(v2.functional.resize, inpt, size, antialias=True)
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """`(height, width)` times `scale`, rounded, at least one pixel each.
+
+    Introduced in `04_training.ipynb`.
+    """
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def denormalize(

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         folder = dataset.root
     size = int(saved.get("input_size") or 128)
     mode = saved.get("input_mode") or choose_input_mode(image_sizes(dataset), size)
-    loader = val_loader_for(dataset, mode, size, args.batch_size)
+    scale = saved.get("working_scale", 1.0)
+    loader = val_loader_for(dataset, mode, size, args.batch_size, scale=scale)
     model.to(choose_device(args.device))
     cm = evaluate(model, loader, model.num_classes, ignore_index=saved.get("ignore_index", 255))
     names = checkpoint.get("class_names") or dataset.class_names

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     palette = [tuple(c) for c in (checkpoint.get("palette") or make_palette(model.num_classes))]
     size = int(saved.get("input_size") or 128)
     resize = saved.get("input_mode", "resize") == "resize"
-    transform = eval_transforms(size if resize else None)
+    transform = eval_transforms(size if resize else None, scale=saved.get("working_scale", 1.0))
 
     files = input_files(args.input)
     args.output.mkdir(parents=True, exist_ok=True)
