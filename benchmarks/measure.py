@@ -1,16 +1,22 @@
 """How benchmarks/compare.py measures: the shared scoring, the training clock, FLOP/s.
 
 Every pipeline is scored the same way: one confusion matrix over the whole validation set, at
-the masks' own resolution (`evaluate_tutorial` for the tutorial and smp pipelines equals
-`segtutor.train.evaluate`, which scores segtutor's). Training speed is read from when each
-step ends: `FitRecorder` watches segtutor's `fit` through its callbacks, `train_tutorial`
-records the same times itself.
+the masks' own resolution (`evaluate_tutorial`, which scores the tutorial and the library
+peers, equals `segtutor.train.evaluate`, which scores segtutor's). Training speed is read from
+when each step ends: `FitRecorder` watches segtutor's `fit` through its callbacks,
+`train_tutorial` and `peers.train_peer` keep their own clocks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import math
+import os
+import platform
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +30,14 @@ from segtutor.metrics import ConfusionMatrix
 from segtutor.recipe import Run
 from segtutor.train import Callback, fit
 
-__all__ = ["FitRecorder", "evaluate_tutorial", "mask_sizes", "matmul_flops_per_s", "step_rate"]
+__all__ = [
+    "FitRecorder",
+    "evaluate_tutorial",
+    "machine_facts",
+    "mask_sizes",
+    "matmul_flops_per_s",
+    "step_rate",
+]
 
 
 @torch.inference_mode()
@@ -129,13 +142,61 @@ def step_rate(step_ends: list[tuple[int, float]], batch: int, warmup: int) -> di
     return {"timed_steps": len(gaps), "step_s": step_s, "images_per_s": batch / step_s}
 
 
-def matmul_flops_per_s(n: int, repeats: int = 3) -> float:
-    """FLOP/s of an `n x n` float32 matrix product (the best of `repeats`, after a warm-up)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops_per_s(n: int, repeats: int = 3, device: torch.device | str = "cpu") -> float:
+    """FLOP/s of an `n x n` float32 matrix product on `device` (the best of `repeats`, after a
+    warm-up): the reference a training step's FLOP/s is compared with, on the same device."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     torch.mm(a, b)
+    sync()
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
+
+
+def machine_facts(root: Path) -> dict[str, Any]:
+    """The CPU (and GPU), library versions, commit of `root`, load and date the numbers were
+    measured with: what a reader needs to compare them with their own."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    try:
+        from importlib.metadata import version
+
+        smp_version = version("segmentation_models_pytorch")
+    except Exception:  # not installed
+        smp_version = None
+    import torchvision
+
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "segmentation_models_pytorch": smp_version,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "segtutor_commit": commit,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }

@@ -4,8 +4,8 @@
    whatever they are today: `segtutor.recipe.prepare`, then `fit` watched by a `FitRecorder`
    callback, then `evaluate`, as the command does.
 2. `tutorial`: the source tutorial's code as it writes it (`tutorial.py`), masks fixed.
-3. `smp`: `segmentation_models_pytorch.Unet("resnet18", encoder_weights=None)`, fed, trained and
-   scored exactly as 2 (only the model differs).
+3. `smp`, `lraspp`, `deeplabv3`: library models at their own best settings (`peers.py`: decoded
+   once, fed from memory, a learning rate picked per dataset).
 
 `child_run` trains one of them on a dataset for a time budget and scores it; `child_throughput`
 times a few training steps of one loop and model on the bundled scenes.
@@ -14,6 +14,8 @@ times a few training steps of one loop and model on the bundled scenes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
 import tempfile
 import time
@@ -22,9 +24,11 @@ from typing import Any
 
 import torch
 from measure import FitRecorder, evaluate_tutorial, mask_sizes, matmul_flops_per_s, step_rate
+from peers import PEERS, run_fast_peer
 from torch import nn
 from tutorial import (
     TUTORIAL_BATCH,
+    TUTORIAL_LR,
     TUTORIAL_SIZE,
     UNet,
     train_tutorial,
@@ -37,24 +41,24 @@ from segtutor.jsonio import json_ready
 from segtutor.model import UNet as SegtutorUNet
 from segtutor.model import count_flops, count_parameters
 from segtutor.recipe import prepare
-from segtutor.runtime import seed_everything
+from segtutor.runtime import choose_device, seed_everything
 from segtutor.train import evaluate
 
 __all__ = [
     "BUNDLED",
     "PIPELINES",
+    "RUN_FACTS",
     "THROUGHPUT",
-    "build_model",
     "child_run",
     "child_throughput",
-    "run_peer",
     "run_segtutor",
+    "run_tutorial",
     "segtutor_command",
     "segtutor_loop_steps",
     "tutorial_loop_steps",
 ]
 
-PIPELINES = ("segtutor", "tutorial", "smp")
+PIPELINES = ("segtutor", "tutorial", *PEERS)
 BUNDLED = {"scenes": "data_samples/scenes", "cells": "data_samples/cells"}
 THROUGHPUT = {
     # name: (loop, model); the data is the bundled scenes (128x128 images), batches of 8
@@ -65,21 +69,9 @@ THROUGHPUT = {
 }
 
 
-def build_model(pipeline: str, num_classes: int) -> nn.Module:
-    """The model of pipeline 2 ("tutorial") or 3 ("smp"); smp is imported only here."""
-    if pipeline == "tutorial":
-        return UNet(n_channels=3, n_classes=num_classes)  # as the tutorial instantiates it
-    if pipeline == "smp":
-        try:
-            import segmentation_models_pytorch as smp
-        except ImportError as error:
-            raise SystemExit(
-                "the smp pipeline needs segmentation_models_pytorch: "
-                ".venv/bin/pip install -r benchmarks/requirements.txt "
-                "(or leave it out: --pipelines segtutor,tutorial)"
-            ) from error
-        return smp.Unet("resnet18", encoder_weights=None, in_channels=3, classes=num_classes)
-    raise ValueError(f"unknown pipeline {pipeline!r}")
+# Attributes of a `Run` recorded when the recipe has them (getattr with a default: the recipe
+# decides what exists; the benchmark only writes down what it chose).
+RUN_FACTS = ("working_scale", "crop_size", "precision", "validation", "val_plan")
 
 
 def segtutor_command(data: str, extra: Sequence[str] = ()) -> str:
@@ -90,24 +82,41 @@ def segtutor_command(data: str, extra: Sequence[str] = ()) -> str:
 def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     """One (pipeline, dataset, budget) run; returns its numbers."""
     pipeline, data, budget = spec["pipeline"], spec["data"], float(spec["budget_s"])
+    device = spec.get("device", "auto")
     if pipeline == "segtutor":
-        return run_segtutor(data, budget)
-    return run_peer(pipeline, data, budget)
+        return run_segtutor(data, budget, device)
+    if pipeline == "tutorial":
+        return run_tutorial(data, budget, device)
+    if pipeline in PEERS:
+        return run_fast_peer(
+            pipeline,
+            data,
+            budget,
+            lr=float(spec["lr"]),
+            device=device,
+            curve_every=spec.get("curve_every"),
+        )
+    raise ValueError(f"unknown pipeline {pipeline!r}; choose from {PIPELINES}")
 
 
-def run_segtutor(data: str, budget: float) -> dict[str, Any]:
-    """Pipeline 1: the train command's recipe and `fit`, for `budget` seconds, then `evaluate`."""
+def run_segtutor(data: str, budget: float, device: str = "auto") -> dict[str, Any]:
+    """Pipeline 1: the train command's recipe and `fit`, for `budget` seconds, then `evaluate`.
+
+    What the recipe chose is recorded: `describe()`, the input size and mode, and any of
+    `RUN_FACTS` the `Run` has.
+    """
     recorder = FitRecorder()
     with tempfile.TemporaryDirectory() as out:  # the command writes its checkpoints too
-        run = prepare(data, time_budget_s=budget, progress=False, run_dir=out)
+        run = prepare(data, time_budget_s=budget, progress=False, run_dir=out, device=device)
         history = recorder.fit(run)
         cm = evaluate(
             run.model, run.val_loader, run.num_classes, ignore_index=run.config.ignore_index
         )
     metrics = cm.to_dict(run.class_names)
     steps, images, train_s = recorder.training()
+    extra = ["--time-budget", str(budget)] + ([] if device == "auto" else ["--device", device])
     return {
-        "command": segtutor_command(data, ["--time-budget", str(budget)]),
+        "command": segtutor_command(data, extra),
         "miou": metrics["miou"],
         "miou_last_epoch": json_ready(history.val_miou[-1]),
         "per_class_iou": {c["class"]: c["iou"] for c in metrics["per_class"]},
@@ -123,16 +132,31 @@ def run_segtutor(data: str, budget: float) -> dict[str, Any]:
         "input_size": run.config.input_size,
         "input_mode": run.config.input_mode,
         "batch_size": run.train_loader.batch_size,
+        "describe": run.describe(),
+        **{name: _plain(getattr(run, name, None)) for name in RUN_FACTS},
     }
 
 
-def run_peer(pipeline: str, data: str, budget: float) -> dict[str, Any]:
-    """Pipeline 2 or 3: the tutorial's data and loop for `budget` seconds, then scored."""
+def _plain(value: Any) -> Any:
+    """`value` as JSON can hold it: dataclasses as dicts, anything else unknown as its str."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    try:
+        json.dumps(json_ready(value))
+        return json_ready(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def run_tutorial(data: str, budget: float, device: str = "auto") -> dict[str, Any]:
+    """Pipeline 2: the tutorial's data and loop for `budget` seconds, then scored.
+
+    The tutorial moves its model to CUDA when there is one; `device` ("auto": the same) decides.
+    """
     train_set, val_set, num_classes = tutorial_datasets(data)
     seed_everything(0)
-    model = build_model(pipeline, num_classes)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the tutorial does
-    model.to(device)
+    model = UNet(n_channels=3, n_classes=num_classes)  # as the tutorial instantiates it
+    model.to(choose_device(device))
     stats = train_tutorial(model, tutorial_train_loader(train_set), budget_s=budget)
     eval_start = time.monotonic()
     batch = 1 if len(mask_sizes(val_set)) > 1 else TUTORIAL_BATCH
@@ -157,6 +181,7 @@ def run_peer(pipeline: str, data: str, budget: float) -> dict[str, Any]:
         "input_size": TUTORIAL_SIZE,
         "input_mode": "resize",
         "batch_size": TUTORIAL_BATCH,
+        "lr": TUTORIAL_LR,
         "final_loss": stats["final_loss"],
     }
 
@@ -165,17 +190,19 @@ def child_throughput(spec: dict[str, Any]) -> dict[str, Any]:
     """Training images/s of one loop and model, and its share of the matmul FLOP/s."""
     loop, model_name = THROUGHPUT[spec["name"]]
     warmup, timed = int(spec["warmup"]), int(spec["timed"])
-    matmul = matmul_flops_per_s(int(spec["matmul_n"]))
+    device = choose_device(spec.get("device", "auto"))
+    matmul = matmul_flops_per_s(int(spec["matmul_n"]), device=device)
     steps = warmup + timed + 1
     if loop == "tutorial":
-        model, step_ends, batch, size, command = tutorial_loop_steps(steps)
+        model, step_ends, batch, size, command = tutorial_loop_steps(steps, device)
     else:
-        model, step_ends, batch, size, command = segtutor_loop_steps(model_name, steps)
+        model, step_ends, batch, size, command = segtutor_loop_steps(model_name, steps, device)
     rate = step_rate(step_ends, batch, warmup)
-    flops = count_flops(model, (1, 3, size, size))
+    flops = count_flops(model.cpu(), (1, 3, size, size))  # counted, not timed: any device
     train_flops = 3 * flops * rate["images_per_s"]  # backward costs about twice the forward
     return {
         "name": spec["name"],
+        "device": str(device),
         "loop": loop,
         "model": model_name,
         "command": command,
@@ -191,7 +218,9 @@ def child_throughput(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def tutorial_loop_steps(steps: int) -> tuple[nn.Module, list, int, int, str]:
+def tutorial_loop_steps(
+    steps: int, device: torch.device | None = None
+) -> tuple[nn.Module, list, int, int, str]:
     """`steps` steps of the tutorial's loop and U-Net on the scenes.
 
     Returns:
@@ -199,13 +228,15 @@ def tutorial_loop_steps(steps: int) -> tuple[nn.Module, list, int, int, str]:
     """
     train_set, _, num_classes = tutorial_datasets(BUNDLED["scenes"])
     seed_everything(0)
-    model = build_model("tutorial", num_classes)
+    model = UNet(n_channels=3, n_classes=num_classes).to(device or "cpu")
     stats = train_tutorial(model, tutorial_train_loader(train_set), max_steps=steps)
     command = "TutorialDataset + UNet(3, K) + Adam(1e-4), batch 8, 128x128, 4 workers"
     return model, stats["step_ends"], TUTORIAL_BATCH, TUTORIAL_SIZE, command
 
 
-def segtutor_loop_steps(model_name: str, steps: int) -> tuple[nn.Module, list, int, int, str]:
+def segtutor_loop_steps(
+    model_name: str, steps: int, device: torch.device | None = None
+) -> tuple[nn.Module, list, int, int, str]:
     """`steps` steps of segtutor's `fit` on the scenes: its defaults (`model_name` "default"),
     or the tutorial's size and batch with the "full" preset or the tutorial's network.
 
@@ -214,7 +245,7 @@ def segtutor_loop_steps(model_name: str, steps: int) -> tuple[nn.Module, list, i
     """
     data = BUNDLED["scenes"]
     extra: list[str] = ["--epochs", "1000"]  # stopped after the timed steps
-    choices: dict[str, Any] = {"num_epochs": 1000}
+    choices: dict[str, Any] = {"num_epochs": 1000, "device": str(device or "auto")}
     if model_name != "default":
         extra += ["--size", str(TUTORIAL_SIZE), "--batch-size", str(TUTORIAL_BATCH)]
         choices.update(input_size=TUTORIAL_SIZE, batch_size=TUTORIAL_BATCH)

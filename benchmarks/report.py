@@ -1,8 +1,8 @@
-"""The report of benchmarks/compare.py: its JSON as a markdown section, a plot, the targets.
+"""The report of benchmarks/compare.py: its JSON as a markdown section, with the plot.
 
 `render` writes the section between the BEGIN and END markers of `docs/benchmarks.md` (or a
-new file, for a quick run) and the plot next to it; `targets_markdown` checks the issue's three
-targets against the numbers, met or missed. Nothing here trains or measures.
+new file, for a quick run) and the plot next to it (`plot.py`); the targets and the time to
+reach each peer's score come from `verdicts.py`. Nothing here trains or measures.
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+from plot import draw
+from verdicts import main_runs, reach_markdown, targets_markdown
+
 __all__ = [
     "BEGIN",
     "END",
     "PIPELINE_LABELS",
-    "draw",
     "fmt",
+    "lr_sweep_markdown",
+    "recipe_markdown",
     "render",
     "results_markdown",
     "runs_markdown",
-    "targets_markdown",
     "throughput_markdown",
 ]
 
@@ -31,6 +34,8 @@ PIPELINE_LABELS = {
     "segtutor": "segtutor (defaults)",
     "tutorial": "tutorial (as written, mask fix)",
     "smp": "smp Unet-resnet18",
+    "lraspp": "torchvision LR-ASPP MobileNetV3-L",
+    "deeplabv3": "torchvision DeepLabV3 MobileNetV3-L",
 }
 
 
@@ -46,7 +51,7 @@ def fmt(value: float | None, digits: int = 3) -> str:
 def render(results: dict[str, Any], doc_path: Path, plot_path: Path) -> None:
     """Write the results section of `doc_path` (between BEGIN and END) and the plot."""
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    draw(results, plot_path)
+    draw(results, plot_path, PIPELINE_LABELS)
     section = results_markdown(results, os.path.relpath(plot_path, doc_path.parent))
     if doc_path.is_file():
         text = doc_path.read_text()
@@ -64,27 +69,33 @@ def render(results: dict[str, Any], doc_path: Path, plot_path: Path) -> None:
 
 
 def results_markdown(results: dict[str, Any], plot_link: str) -> str:
-    """The results section: the machine, the plot, the runs, the throughput, the targets."""
+    """The results section: the machine, the plot, the runs, the lr sweep, the time to reach
+    each peer's score, what segtutor's recipe chose, the throughput, the targets."""
     m = results["machine"]
+    settings = results["settings"]
     lines = []
-    if results["settings"].get("quick"):
+    if settings.get("quick"):
         lines += ["**Quick run (smoke test): budgets of seconds, the numbers mean nothing.**", ""]
     lines += [
         f"Measured {m['date']} on {m['cpu']} ({m['logical_cpus']} logical CPUs, "
         f"{m['torch_threads']} torch threads, CPU capability {m['cpu_capability']}), "
+        f"device {settings.get('device', 'auto')}{_gpu(m)}, "
         f"torch {m['torch']}, torchvision {m['torchvision']}, "
         f"segmentation_models_pytorch {m['segmentation_models_pytorch']}, "
         f"Python {m['python']}, segtutor at `{m['segtutor_commit']}`; "
         f"load average at the start {m['load_average_at_start']}.",
         "",
-        f"![validation mIoU against the time budget, per pipeline and dataset; training "
+        f"![validation mIoU against training seconds, per dataset; training "
         f"throughput]({plot_link})",
         "",
     ]
     for note in results.get("skipped", []) + results.get("notes", []):
         lines += [f"*{note}.*", ""]
     if results["runs"]:
-        lines += runs_markdown(results["runs"])
+        lines += runs_markdown(results["runs"], settings.get("real_datasets", []))
+        lines += lr_sweep_markdown(results)
+        lines += reach_markdown(results)
+        lines += recipe_markdown(results["runs"])
     rows = results.get("throughput", [])
     if rows:
         lines += throughput_markdown(rows)
@@ -92,23 +103,48 @@ def results_markdown(results: dict[str, Any], plot_link: str) -> str:
     return "\n".join(lines)
 
 
-def runs_markdown(runs: list[dict[str, Any]]) -> list[str]:
-    """One table row per (dataset, budget, pipeline) run, then the IoU per class, folded."""
+def _gpu(machine: dict[str, Any]) -> str:
+    return f" ({machine['gpu']})" if machine.get("gpu") else ""
+
+
+def _memory(run: dict[str, Any]) -> str:
+    text = f"{run['peak_rss_mib']:.0f} MiB"
+    if run.get("peak_cuda_mib") is not None:
+        text += f" (GPU {run['peak_cuda_mib']:.0f} MiB)"
+    return text
+
+
+def runs_markdown(runs: list[dict[str, Any]], real: list[str]) -> list[str]:
+    """One row per (dataset, budget, pipeline) run the pipeline is judged by (peers at their
+    picked learning rate), by dataset and budget; then the IoU per class, folded."""
+    order = list(PIPELINE_LABELS)
+    datasets = list(dict.fromkeys(r["dataset"] for r in runs))
+    shown = sorted(
+        main_runs(runs),
+        key=lambda r: (datasets.index(r["dataset"]), r["budget_s"], order.index(r["pipeline"])),
+    )
     lines = [
-        "| dataset | budget | pipeline | val mIoU | mIoU, last epoch | train images/s | "
-        "train images | epochs | training share of budget | peak RSS |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| dataset | budget | pipeline | lr | val mIoU | mIoU, last epoch | train images/s | "
+        "train images | epochs | training share of budget | peak memory |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in runs:
+    for r in shown:
+        kind = "real" if r["dataset"] in real else "bundled"
+        head = (
+            f"| {r['dataset']} ({kind}) | {r['budget_s']:.0f} s | {PIPELINE_LABELS[r['pipeline']]}"
+        )
+        lr = f"{r['lr']:g}" if r.get("lr") is not None else "recipe"
+        if r.get("error"):
+            lines.append(f"{head} | {lr} | failed | | | | | | {_memory(r)} |")
+            continue
         share = 100 * r["train_s"] / r["budget_s"] if r.get("train_s") else None
         lines.append(
-            f"| {r['dataset']} | {r['budget_s']:.0f} s | {PIPELINE_LABELS[r['pipeline']]} "
-            f"| {fmt(r['miou'])} | {fmt(r['miou_last_epoch'])} | {fmt(r['images_per_s'], 1)} "
-            f"| {r['train_images']} | {r['epochs']} | {fmt(share, 0)}% "
-            f"| {r['peak_rss_mib']:.0f} MiB |"
+            f"{head} | {lr} | {fmt(r['miou'])} | {fmt(r['miou_last_epoch'])} "
+            f"| {fmt(r['images_per_s'], 1)} | {r['train_images']} | {r['epochs']} "
+            f"| {fmt(share, 0)}% | {_memory(r)} |"
         )
     lines.append("")
-    per_class = [r for r in runs if r.get("per_class_iou")]
+    per_class = [r for r in shown if r.get("per_class_iou")]
     if per_class:
         lines += [
             "<details><summary>IoU per class</summary>",
@@ -121,6 +157,62 @@ def runs_markdown(runs: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {r['dataset']} | {r['budget_s']:.0f} s | {r['pipeline']} | {ious} |")
         lines += ["", "</details>", ""]
     return lines
+
+
+def lr_sweep_markdown(results: dict[str, Any]) -> list[str]:
+    """The peers' learning-rate picks, folded: every rate's mIoU at the pick budget."""
+    picks = results.get("lr_picks", {})
+    if not picks:
+        return []
+    lines = [
+        "Learning rates picked per dataset (Adam, constant; the rate with the best val mIoU at "
+        "the pick budget is used at every budget):",
+        "",
+        "| dataset | peer | picked lr | at | val mIoU per lr |",
+        "|---|---|---:|---:|---|",
+    ]
+    for dataset, by_peer in picks.items():
+        for peer, pick in by_peer.items():
+            scores = ", ".join(f"{lr}: {fmt(m)}" for lr, m in pick["miou_by_lr"].items())
+            picked = "none scored" if pick["lr"] is None else f"{pick['lr']:g}"
+            lines.append(f"| {dataset} | {peer} | {picked} | {pick['budget_s']:.0f} s | {scores} |")
+    sweep = [r for r in results["runs"] if r.get("lr_sweep")]
+    lines += [
+        "",
+        "<details><summary>The lr sweep's runs</summary>",
+        "",
+        "| dataset | peer | lr | budget | val mIoU | train images/s | epochs | picked |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sweep:
+        ips = "failed" if r.get("error") else fmt(r.get("images_per_s"), 1)
+        lines.append(
+            f"| {r['dataset']} | {r['pipeline']} | {r['lr']:g} | {r['budget_s']:.0f} s "
+            f"| {fmt(r.get('miou'))} | {ips} | {r.get('epochs', '')} "
+            f"| {'yes' if r.get('picked') else ''} |"
+        )
+    return lines + ["", "</details>", ""]
+
+
+def recipe_markdown(runs: list[dict[str, Any]]) -> list[str]:
+    """What segtutor's recipe chose on each dataset (its `describe()` and recorded facts)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        if r["pipeline"] == "segtutor" and r.get("describe") and r["dataset"] not in seen:
+            seen[r["dataset"]] = r
+    if not seen:
+        return []
+    lines = ["<details><summary>What segtutor's recipe chose</summary>", ""]
+    for dataset, r in seen.items():
+        facts = {k: r.get(k) for k in ("input_size", "input_mode", "batch_size", "working_scale")}
+        facts = ", ".join(f"{k} {v}" for k, v in facts.items() if v is not None)
+        lines += [
+            f"**{dataset}** ({facts}):",
+            "",
+            "    " + r["describe"].replace("\n", "\n    "),
+            "",
+        ]
+    return lines + ["</details>", ""]
 
 
 def throughput_markdown(rows: list[dict[str, Any]]) -> list[str]:
@@ -159,93 +251,3 @@ def throughput_markdown(rows: list[dict[str, Any]]) -> list[str]:
             "tutorial's loop does.",
         ]
     return lines
-
-
-def targets_markdown(results: dict[str, Any]) -> list[str]:
-    """The issue's three targets, each checked against the numbers above: met or missed."""
-    lines = ["**Targets**, checked by the script against the numbers above:", ""]
-    groups: dict[tuple[str, float], dict[str, float | None]] = {}
-    for r in results["runs"]:
-        groups.setdefault((r["dataset"], r["budget_s"]), {})[r["pipeline"]] = r["miou"]
-    compared = {k: v for k, v in groups.items() if "segtutor" in v and len(v) > 1}
-    if compared:
-        misses = []
-        for (dataset, budget), by in compared.items():
-            ours = by["segtutor"]
-            others = {k: v for k, v in by.items() if k != "segtutor" and v is not None}
-            best = max(others, key=others.get) if others else None
-            if ours is None or (best is not None and ours <= others[best]):
-                misses.append(
-                    f"{dataset} {budget:.0f} s: {fmt(ours)} against {best} {fmt(others[best])}"
-                )
-        verdict = "**met**" if not misses else "**missed** at " + "; ".join(misses)
-        lines.append(
-            f"- segtutor has the highest val mIoU at every dataset and budget "
-            f"({len(compared)} compared): {verdict}."
-        )
-    by_name = {r["name"]: r for r in results.get("throughput", [])}
-    a = by_name.get("tutorial loop, tutorial U-Net")
-    b = by_name.get("segtutor loop, tutorial U-Net")
-    if a and b:
-        ratio = b["images_per_s"] / a["images_per_s"]
-        verdict = "**met**" if ratio >= 2 else f"**missed** (by {2 - ratio:.2f}x)"
-        lines.append(
-            f"- At least 2x the tutorial pipeline's images/s on its own configuration: "
-            f"{ratio:.2f}x, {verdict}."
-        )
-    default = by_name.get("segtutor defaults")
-    if default:
-        eff = default["efficiency"]
-        verdict = "**met**" if eff >= 1 else f"**missed** (by {1 - eff:.2f})"
-        lines.append(
-            f"- Hardware efficiency of at least 1.0 at the course default: {eff:.2f}, {verdict}."
-        )
-    return lines
-
-
-def draw(results: dict[str, Any], path: Path) -> None:
-    """The plot: val mIoU against the budget, one panel per dataset, and the throughput bars."""
-    from matplotlib import pyplot as plt  # savefig + close: no screen needed, no backend set
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-    runs = results["runs"]
-    datasets = list(dict.fromkeys(r["dataset"] for r in runs))
-    panels = len(datasets) + (1 if results.get("throughput") else 0)
-    fig, axes = plt.subplots(1, max(panels, 1), figsize=(3.3 * max(panels, 1), 3.2), squeeze=False)
-    colors = {"segtutor": "#0072B2", "tutorial": "#D55E00", "smp": "#009E73"}  # Okabe-Ito
-    for ax, dataset in zip(axes[0], datasets, strict=False):
-        for pipeline in PIPELINE_LABELS:
-            points = sorted(
-                (r["budget_s"], r["miou"])
-                for r in runs
-                if r["dataset"] == dataset and r["pipeline"] == pipeline and r["miou"] is not None
-            )
-            if points:
-                xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, "o-", color=colors[pipeline], label=PIPELINE_LABELS[pipeline])
-        ax.set(title=dataset, xlabel="time budget (s)", ylim=(0, 1))
-        budgets = sorted({r["budget_s"] for r in runs})
-        ax.set_xticks(budgets)
-        ax.grid(alpha=0.3)
-    if datasets:
-        axes[0][0].set_ylabel("validation mIoU")
-        axes[0][0].legend(fontsize=7, loc="best")
-    rows = results.get("throughput", [])
-    if rows:
-        ax = axes[0][-1]
-        names = [r["name"].replace(", ", ",\n") for r in rows]
-        values = [r["images_per_s"] or 0 for r in rows]
-        bars = ax.barh(
-            names, values, color=["#D55E00" if r["loop"] == "tutorial" else "#0072B2" for r in rows]
-        )
-        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=7, padding=2)
-        ax.set(title="training throughput (scenes)", xlabel="images / s")
-        ax.set_xscale("log")  # the course model is tens of times faster than the full ones
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlim(min(v for v in values if v > 0) / 2, max(values) * 3)
-        ax.invert_yaxis()
-        ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
