@@ -69,9 +69,9 @@ THROUGHPUT = {
 }
 
 
-# Attributes of a `Run` recorded when the recipe has them (getattr with a default: the recipe
-# decides what exists; the benchmark only writes down what it chose).
-RUN_FACTS = ("working_scale", "crop_size", "precision", "validation", "val_plan")
+# What segtutor's recipe chose, recorded when the `Run` (or else its `TrainConfig`) has it:
+# getattr with a default, because the recipe decides what exists; the benchmark writes it down.
+RUN_FACTS = ("working_scale", "val_share", "amp", "channels_last", "crop_size", "precision")
 
 
 def segtutor_command(data: str, extra: Sequence[str] = ()) -> str:
@@ -102,8 +102,8 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
 def run_segtutor(data: str, budget: float, device: str = "auto") -> dict[str, Any]:
     """Pipeline 1: the train command's recipe and `fit`, for `budget` seconds, then `evaluate`.
 
-    What the recipe chose is recorded: `describe()`, the input size and mode, and any of
-    `RUN_FACTS` the `Run` has.
+    What the recipe chose is recorded: `describe()`, the input size and mode, any of
+    `RUN_FACTS` the `Run` or its config has, and how `fit` validated and why it stopped.
     """
     recorder = FitRecorder()
     with tempfile.TemporaryDirectory() as out:  # the command writes its checkpoints too
@@ -133,7 +133,9 @@ def run_segtutor(data: str, budget: float, device: str = "auto") -> dict[str, An
         "input_mode": run.config.input_mode,
         "batch_size": run.train_loader.batch_size,
         "describe": run.describe(),
-        **{name: _plain(getattr(run, name, None)) for name in RUN_FACTS},
+        **{name: _plain(getattr(run, name, getattr(run.config, name, None))) for name in RUN_FACTS},
+        "stop_reason": getattr(history, "stop_reason", None),
+        "validation": getattr(history, "validation", None),
     }
 
 

@@ -204,14 +204,10 @@ def recipe_markdown(runs: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["<details><summary>What segtutor's recipe chose</summary>", ""]
     for dataset, r in seen.items():
-        facts = {k: r.get(k) for k in ("input_size", "input_mode", "batch_size", "working_scale")}
-        facts = ", ".join(f"{k} {v}" for k, v in facts.items() if v is not None)
-        lines += [
-            f"**{dataset}** ({facts}):",
-            "",
-            "    " + r["describe"].replace("\n", "\n    "),
-            "",
-        ]
+        names = ("input_size", "input_mode", "batch_size", "working_scale", "val_share", "amp")
+        facts = ", ".join(f"{k} {r[k]}" for k in names if r.get(k) is not None)
+        text = r["describe"] + (f"\nvalidation: {r['validation']}" if r.get("validation") else "")
+        lines += [f"**{dataset}** ({facts}):", "", "    " + text.replace("\n", "\n    "), ""]
     return lines + ["</details>", ""]
 
 

@@ -9,13 +9,17 @@ predictions exactly as `segtutor.train.evaluate` does. segmentation_models_pytor
 """
 
 import importlib
+import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
@@ -98,3 +102,257 @@ def test_evaluation_matches_segtutor_evaluate(tutorial, measure):
     labelled = sum(int((val_set[i][1] != 255).sum()) for i in range(6))
     assert int(ours.matrix.sum()) == labelled  # every labelled pixel at the masks' 128x128
     assert ours.miou() == reference.miou()
+
+
+# --- issue 12: real datasets, library peers, the lr pick, curves, the targets ---------------
+
+
+@pytest.fixture(scope="module")
+def peers():
+    return _import_benchmark("peers")
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return _import_benchmark("plan")
+
+
+@pytest.fixture(scope="module")
+def verdicts():
+    return _import_benchmark("verdicts")
+
+
+@pytest.fixture(scope="module")
+def report():
+    return _import_benchmark("report")
+
+
+@pytest.fixture(scope="module")
+def compare():
+    return _import_benchmark("compare")
+
+
+def make_tiny_dataset(root: Path, n: int = 10, size: tuple[int, int] = (20, 30)) -> Path:
+    """`n` random images (H, W) = `size` with masks holding 0, 1, 2 and some 255, in one pool."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        mask = np.zeros(size, dtype=np.uint8)
+        mask[:, size[1] // 3 :] = 1
+        mask[size[0] // 2 :, 2 * size[1] // 3 :] = 2
+        mask[0, :] = 255  # an ignored row
+        Image.fromarray(image).save(root / "images" / f"s{i:02d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"s{i:02d}.png")
+    return root
+
+
+def test_lr_sweep_picks_the_best_rate_and_keeps_every_run(plan):
+    scores = {3e-4: 0.41, 1e-3: 0.57, 3e-3: None}  # the largest rate failed
+    picked, runs = plan.sweep_lr(lambda lr: {"lr": lr, "miou": scores[lr]}, [3e-4, 1e-3, 3e-3])
+    assert picked == 1e-3
+    assert [r["lr"] for r in runs] == [3e-4, 1e-3, 3e-3]
+    assert [r["picked"] for r in runs] == [False, True, False]
+    assert plan.sweep_lr(lambda lr: {"lr": lr, "miou": None}, [1e-3])[0] is None
+    assert plan.pick_budget([60, 120, 300]) == 120
+    assert plan.pick_budget([60, 300]) == 60
+    assert plan.pick_budget([60, 300], 300) == 300
+
+
+def test_benchmark_sweeps_once_then_runs_the_picked_rate(compare, monkeypatch, tmp_path):
+    mine = make_tiny_dataset(tmp_path / "mine")
+    best = {3e-4: 0.2, 1e-3: 0.3, 3e-3: 0.5}
+
+    def fake_run_child(spec):
+        miou = best[spec["lr"]] if spec["pipeline"] == "smp" else 0.9
+        fake = {"miou": miou, "images_per_s": 1.0, "epochs": 1, "peak_rss_mib": 1.0, "wall_s": 1.0}
+        return {**spec, **fake}
+
+    monkeypatch.setattr(compare, "run_child", fake_run_child)
+    monkeypatch.setattr(compare, "machine_facts", lambda root: {})
+    args = compare.build_parser().parse_args(
+        ["--datasets", "scenes", "--data", f"mine={mine}", "--budgets", "60,120,300"]
+        + ["--pipelines", "segtutor,smp", "--no-throughput"]
+    )
+    results = compare.run_benchmark(args, tmp_path / "compare.json")
+    runs = results["runs"]
+
+    def rows(dataset, pipeline):
+        return [r for r in runs if r["dataset"] == dataset and r["pipeline"] == pipeline]
+
+    sweep = [r for r in rows("mine", "smp") if r["lr_sweep"]]
+    assert [(r["budget_s"], r["lr"], r["picked"]) for r in sweep] == [
+        (120, 3e-4, False),
+        (120, 1e-3, False),
+        (120, 3e-3, True),
+    ]
+    assert [(r["budget_s"], r["lr"]) for r in rows("mine", "smp") if not r["lr_sweep"]] == [
+        (60, 3e-3),
+        (300, 3e-3),
+    ]
+    assert results["lr_picks"]["mine"]["smp"]["lr"] == 3e-3
+    assert results["lr_picks"]["mine"]["smp"]["miou_by_lr"] == {
+        "0.0003": 0.2,
+        "0.001": 0.3,
+        "0.003": 0.5,
+    }
+    assert [r["budget_s"] for r in rows("mine", "segtutor")] == [60, 75, 120, 300]  # real: +75
+    assert [r["budget_s"] for r in rows("scenes", "segtutor")] == [60, 120, 300]
+    assert all(r["real"] for r in rows("mine", "smp")) and not rows("scenes", "smp")[0]["real"]
+    assert results["settings"]["real_datasets"] == ["mine"]
+    assert json.loads((tmp_path / "compare.json").read_text())["runs"] == json.loads(
+        json.dumps(runs)
+    )
+
+
+def test_named_data_needs_a_new_name_and_a_path(plan):
+    assert plan.parse_named_data(["voc=/d/VOC", "x=a=b"], ["scenes"]) == {
+        "voc": "/d/VOC",
+        "x": "a=b",
+    }
+    for bad in (["voc"], ["=/d"], ["scenes=/d"], ["a=/d", "a=/e"]):
+        with pytest.raises(SystemExit):
+            plan.parse_named_data(bad, ["scenes"])
+
+
+def test_time_to_reach_is_the_smallest_budget_that_reaches(verdicts):
+    points = [(75, 0.50), (120, 0.62), (300, 0.70)]
+    assert verdicts.time_to_reach(points, 0.50) == 75
+    assert verdicts.time_to_reach(points, 0.55) == 120
+    assert verdicts.time_to_reach(points, 0.71) is None
+    assert verdicts.reach_text(points, 0.55) == "<= 120 s"
+    assert verdicts.reach_text(points, 0.71) == "not within 300 s"
+    assert verdicts.reach_text([], 0.5) == "n/a"
+
+
+def _hand_made_results() -> dict:
+    def run(dataset, pipeline, budget, miou, **extra):
+        return {"dataset": dataset, "pipeline": pipeline, "budget_s": budget, "miou": miou, **extra}
+
+    runs = [
+        # ccp9: met at 120 (against lraspp, the best peer there), missed at 300, reach missed
+        run("ccp9", "smp", 120, 0.99, lr=3e-4, lr_sweep=True, picked=False),  # never counts
+        run("ccp9", "smp", 120, 0.35, lr=1e-3, lr_sweep=True, picked=True),
+        run("ccp9", "lraspp", 120, 0.38, lr=1e-3, lr_sweep=True, picked=True),
+        run("ccp9", "segtutor", 75, 0.36),
+        run("ccp9", "segtutor", 120, 0.42),
+        run("ccp9", "segtutor", 300, 0.50),
+        run("ccp9", "smp", 300, 0.48, lr=1e-3, lr_sweep=False),
+        # nuclei: every target met
+        run("nuclei", "segtutor", 75, 0.85),
+        run("nuclei", "segtutor", 120, 0.88),
+        run("nuclei", "segtutor", 300, 0.90),
+        run("nuclei", "smp", 120, 0.80, lr=3e-3, lr_sweep=True, picked=True),
+        run("nuclei", "smp", 300, 0.84, lr=3e-3, lr_sweep=False),
+        run("nuclei", "tutorial", 300, 0.86),
+    ]
+    return {"settings": {"real_datasets": ["ccp9", "nuclei"]}, "runs": runs}
+
+
+def test_targets_table_says_met_and_missed_from_the_numbers(verdicts):
+    rows = {(r["dataset"], r["target"]): r for r in verdicts.target_rows(_hand_made_results())}
+    margin = "segtutor >= best peer + 0.03 at {} s"
+    reach = "segtutor reaches smp's 300 s mIoU within 75 s"
+    assert rows["ccp9", margin.format(120)]["verdict"] == "**met**"
+    assert "lraspp 0.380: margin +0.040" in rows["ccp9", margin.format(120)]["measured"]
+    assert rows["ccp9", margin.format(300)]["verdict"] == "**missed**"
+    assert "margin +0.020" in rows["ccp9", margin.format(300)]["measured"]
+    assert rows["ccp9", reach]["verdict"] == "**missed**"
+    assert "<= 300 s" in rows["ccp9", reach]["measured"]
+    assert rows["nuclei", margin.format(120)]["verdict"] == "**met**"
+    assert "tutorial 0.860: margin +0.040" in rows["nuclei", margin.format(300)]["measured"]
+    assert rows["nuclei", reach]["verdict"] == "**met**"
+    assert "<= 75 s" in rows["nuclei", reach]["measured"]
+    # a dataset whose runs are missing is "not measured", never met
+    missing = {"settings": {"real_datasets": ["ccp9"]}, "runs": []}
+    assert {r["verdict"] for r in verdicts.target_rows(missing)} == {"not measured"}
+
+
+def test_report_renders_the_targets_table_and_the_plot(report, tmp_path):
+    results = _hand_made_results()
+    results["machine"] = dict.fromkeys(
+        ["date", "cpu", "logical_cpus", "torch_threads", "cpu_capability", "torch"]
+        + ["torchvision", "segmentation_models_pytorch", "python", "segtutor_commit"]
+        + ["load_average_at_start"],
+        "x",
+    )
+    for r in results["runs"]:
+        r.update(miou_last_epoch=r["miou"], images_per_s=1.0, train_images=8, epochs=1)
+        r.update(train_s=r["budget_s"], peak_rss_mib=100.0)
+        if r["pipeline"] == "smp":
+            r["curve"] = [(30.0, r["miou"] / 2), (r["budget_s"], r["miou"])]
+    results["lr_picks"] = {"ccp9": {"smp": {"lr": 1e-3, "budget_s": 120, "miou_by_lr": {}}}}
+    doc, plot = tmp_path / "bench.md", tmp_path / "images" / "bench.png"
+    report.render(results, doc, plot)
+    text = doc.read_text()
+    assert plot.stat().st_size > 0
+    table = [line for line in text.splitlines() if line.startswith("| ccp9 | segtutor")]
+    assert [line.rsplit("|", 2)[1].strip() for line in table] == ["**met**", "**missed**"] + [
+        "**missed**"
+    ]
+    assert "| ccp9 | smp | 0.480 | <= 300 s |" in text  # time to reach smp's 300 s mIoU
+    assert "| nuclei | smp | 0.840 | <= 75 s |" in text
+    assert "0.990" not in text.split("The lr sweep's runs")[0]  # the unpicked run is not a row
+
+
+def test_peer_loader_reads_load_splits_files_and_resizes_masks_nearest(peers, tmp_path):
+    root = make_tiny_dataset(tmp_path / "d")
+    train_ds, val_ds = load_splits(root)
+    data = peers.peer_data(root, size=16)
+    assert data.train_image_paths == list(train_ds.image_paths)
+    assert data.val_image_paths == list(val_ds.image_paths)
+    assert data.train_images.shape == (len(train_ds), 3, 16, 16)
+    assert data.train_images.dtype == data.train_masks.dtype == torch.uint8
+    assert set(data.train_masks.unique().tolist()) <= {0, 1, 2, 255}  # no new labels
+    assert {0, 1, 2, 255} <= set(data.train_masks.unique().tolist())
+    image, mask = data.val_set[0]
+    assert image.shape == (3, 16, 16) and mask.shape == (20, 30) and mask.dtype == torch.int64
+    torch.testing.assert_close(mask, val_ds.read_sample(0)[1].as_subclass(torch.Tensor))
+
+    # batches: shuffled, images and masks flipped together, a short last batch dropped
+    generator = torch.Generator().manual_seed(0)
+    batches = list(peers.peer_batches(data.train_images, data.train_masks, 3, generator))
+    assert [len(b[0]) for b in batches] == [3] * (len(train_ds) // 3)
+    originals = {bytes(m.flatten().tolist()) for m in data.train_masks}
+    flipped = {bytes(m.flip(-1).flatten().tolist()) for m in data.train_masks}
+    for _, masks in batches:
+        for m in masks:
+            assert bytes(m.flatten().tolist()) in originals | flipped
+
+
+def test_torchvision_peers_build_and_train_one_step_offline(peers, tmp_path, monkeypatch):
+    home = tmp_path / "torch_home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    names = ["lraspp", "deeplabv3"]
+    if importlib.util.find_spec("segmentation_models_pytorch") is not None:
+        names.append("smp")
+    images, masks = torch.randn(2, 3, 64, 64), torch.randint(0, 3, (2, 64, 64))
+    for name in names:
+        torch.manual_seed(0)
+        model = peers.build_peer(name, num_classes=3)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        before = [p.detach().clone() for p in model.parameters()]
+        logits = model(images)
+        assert logits.shape == (2, 3, 64, 64), name
+        loss = torch.nn.functional.cross_entropy(logits, masks)
+        loss.backward()
+        optimizer.step()
+        assert torch.isfinite(loss)
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert list(home.iterdir()) == []  # nothing downloaded
+    assert not (tmp_path / "hf_home").exists()
+
+
+def test_fast_peer_run_records_a_curve_with_the_clock_paused(peers, tmp_path, monkeypatch):
+    root = make_tiny_dataset(tmp_path / "d")
+    monkeypatch.setattr(peers, "build_peer", lambda name, num_classes: nn.Conv2d(3, num_classes, 1))
+    out = peers.run_fast_peer("smp", str(root), 1.0, lr=1e-2, device="cpu", curve_every=0.25)
+    times = [t for t, _ in out["curve"]]
+    assert len(times) >= 3 and times == sorted(times)
+    assert out["curve"][-1] == (out["train_s"], out["miou"])
+    assert 1.0 <= out["train_s"] < 1.0 + 0.5  # evaluation pauses are not training time
+    assert out["curve_eval_s"] > 0 and out["lr"] == 1e-2 and out["input_size"] == 128
+    assert set(out["per_class_iou"]) == {"class_0", "class_1", "class_2"}
