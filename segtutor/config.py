@@ -90,11 +90,14 @@ class TrainConfig:
     # "auto" picks cuda, then mps, then cpu (see choose_device); or name one, e.g. "cpu".
     device: str = "auto"
     # Mixed precision: float16 autocast + gradient scaling on CUDA; bfloat16 autocast on a CPU
-    # only where it computes bf16 natively (AVX512-BF16 or AMX, see `autocast_dtype`). Elsewhere
-    # (most laptops) bf16 is emulated, far slower than float32, so it stays off there.
-    amp: bool = True
-    # Channels-last memory layout: faster convolutions on most CPUs and GPUs, same numbers.
-    channels_last: bool = True
+    # that computes bf16 natively (AVX512-BF16 or AMX, see `autocast_dtype`); elsewhere (most
+    # laptops) bf16 is emulated, far slower, so it is never used there. None: whichever of
+    # mixed and float32 trains faster here, timed at the start of fit (`segtutor.tuning`; it
+    # needs `input_size`, else mixed where native); True: mixed where native; False: float32.
+    amp: bool | None = None
+    # Channels-last memory layout (same numbers; faster convolutions on most CPUs and GPUs).
+    # None: timed with `amp`, and the torch thread count with them; True/False: as said.
+    channels_last: bool | None = None
     # Clip the gradient norm to this value (a guard against exploding losses); None: no clipping.
     grad_clip: float | None = None
     # Train through `torch.compile(model)` (needs a C++ compiler on a CPU). Off by default: the
@@ -137,6 +140,7 @@ class History:
     epoch_time_s: list[float] = field(default_factory=list)  # training + validation
     stop_reason: str = ""  # "num_epochs", "early_stopping", "time_budget" or "callback"
     validation: str = ""  # how validation was done: on how many images, after which epochs
+    speed: str = ""  # how the steps ran: precision, memory layout, threads
 
     def __len__(self) -> int:
         return len(self.epoch)
@@ -188,7 +192,7 @@ class History:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> History:
         """Inverse of `to_dict` (None becomes NaN again)."""
-        texts = ("stop_reason", "validation")
+        texts = ("stop_reason", "validation", "speed")
         names = [f for f in cls.__dataclass_fields__ if f not in texts]
         lists = {name: _none_to_nan(list(data.get(name, []))) for name in names}
         lists["epoch"] = [int(e) for e in lists["epoch"]]

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,13 @@ from segtutor.formats import Color, decode_image, decode_mask
 from segtutor.layouts import Layout, find_layout
 from segtutor.transforms import scaled_size
 
-__all__ = ["SegmentationDataset", "load_layout_split", "load_splits", "make_loader"]
+__all__ = [
+    "SegmentationDataset",
+    "load_layout_split",
+    "load_splits",
+    "make_loader",
+    "one_thread",
+]
 
 Transform = Callable[[tv_tensors.Image, tv_tensors.Mask], Any]
 
@@ -257,17 +264,36 @@ class SegmentationDataset(torch.utils.data.Dataset):
             ) from error
 
     def __getitem__(self, index: int) -> Any:
-        image, mask = self.read_sample(index)
-        if self.transform is not None:
-            return self.transform(image, mask)
-        # in place: one float copy of the image, not two
-        return image.as_subclass(torch.Tensor).float().div_(255), mask.as_subclass(torch.Tensor)
+        with one_thread():
+            image, mask = self.read_sample(index)
+            if self.transform is not None:
+                return self.transform(image, mask)
+            # in place: one float copy of the image, not two
+            image = image.as_subclass(torch.Tensor).float().div_(255)
+            return image, mask.as_subclass(torch.Tensor)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({str(self.root)!r}, {len(self)} samples, "
             f"num_classes={self.num_classes}, cache={self.cache})"
         )
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch ops on one thread inside the block, then restore the thread count.
+
+    Introduced in `04_training.ipynb`. One sample's decoding and augmentation are many small
+    operations: splitting each over every core costs more in waking threads than it saves, and
+    on a machine whose cores are busy it makes every small operation wait for a free one
+    (docs/benchmarks.md has the measurement). DataLoader worker processes already run on one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _resize(pixels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

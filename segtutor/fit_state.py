@@ -132,9 +132,9 @@ class FitState:
         self.val_images = self.val_total
         if config.time_budget_s is None or config.val_share is None:
             return val_loader
-        probe = _subset_loader(
-            val_loader, range(min(2 * (val_loader.batch_size or 1), self.val_total))
-        )
+        batch = val_loader.batch_size or 1
+        seconds_per_image(_subset_loader(val_loader, range(min(batch, self.val_total))))  # warm-up
+        probe = _subset_loader(val_loader, range(min(4 * batch, self.val_total)))
         per_image = max_over_processes(seconds_per_image(probe))[0]  # the same in every process
         affordable = int(config.val_share * config.time_budget_s / 3 / max(per_image, 1e-9))
         if affordable >= self.val_total:

@@ -15,7 +15,13 @@ from torch import nn
 
 from segtutor.distributed import is_distributed
 
-__all__ = ["autocast_dtype", "choose_device", "model_device", "seed_everything"]
+__all__ = [
+    "autocast_dtype",
+    "choose_device",
+    "cpu_has_native_bf16",
+    "model_device",
+    "seed_everything",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -58,12 +64,16 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """
     if device.type == "cuda":
         return torch.float16
-    if device.type == "cpu" and _cpu_has_native_bf16():
+    if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
 
 
-def _cpu_has_native_bf16() -> bool:
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU with AVX512-BF16 or AMX instructions (torch's own probes).
+
+    Introduced in `04_training.ipynb`.
+    """
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private torch.cpu probes
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 

@@ -52,7 +52,8 @@ from segtutor.fit_state import FitState
 from segtutor.inference import resize_logits
 from segtutor.losses import DeepSupervisionLoss, build_loss
 from segtutor.metrics import ConfusionMatrix
-from segtutor.runtime import autocast_dtype, choose_device, model_device, seed_everything
+from segtutor.runtime import choose_device, model_device, seed_everything
+from segtutor.tuning import SpeedSettings, describe_settings, settings_for
 
 __all__ = [
     # defined in segtutor.config; re-exported because fit takes and returns them
@@ -271,7 +272,8 @@ def fit(
 ) -> History:
     """Train `model`, validate after every epoch, and leave the best weights in it.
 
-    Introduced in `04_training.ipynb`.
+    Introduced in `04_training.ipynb`. Under a time budget, validation is kept within
+    `config.val_share` of it. Precision and memory layout are timed if `config` leaves them open.
 
     Args:
         model: maps images `(N, 3, H, W)` to logits `(N, C, H, W)`.
@@ -280,14 +282,12 @@ def fit(
         config: hyper-parameters (`TrainConfig()` if None).
         callbacks: `Callback` objects or functions `f(epoch, history)`; returning True stops.
         resume_from: a checkpoint (path or dict) written by `fit`, best the last-epoch one:
-            continues its run (weights, optimizer, schedule, history, random state);
-            `config.num_epochs` counts from the start of the run, not from the checkpoint.
+            continues its run (weights, optimizer, schedule, history, random state).
         loss_fn: a loss `(logits, masks) -> scalar`; default `build_loss(config.loss, ...)`.
 
     Returns:
-        The `History`. The model ends on the epoch with the best val mIoU, and
-        `config.checkpoint_path` (if set) holds the same weights. A NaN or infinite loss raises
-        `FloatingPointError` naming the epoch and batch.
+        The `History`; the model ends on the epoch with the best val mIoU, as does
+        `config.checkpoint_path` (if set). A NaN or infinite loss raises `FloatingPointError`.
 
     Under torchrun every process calls `fit` with the same arguments (`train_loader` from
     `make_loader(..., shuffle=True)`: each its share); one callback asking to stop stops all.
@@ -295,12 +295,13 @@ def fit(
     config = config or TrainConfig()
     device = choose_device(config.device)
     num_classes = _check_inputs(model, train_loader, config, device)
-    amp_dtype = autocast_dtype(device) if config.amp else None
     # The same seed in every process: the same initial weights (DDP would copy rank 0's anyway)
     # and the same random augmentation parameters, drawn for different images.
     seed_everything(config.seed)
     model = _to_device(model, config, device)
     loss_fn = _training_loss(model, loss_fn, config, num_classes).to(device)
+    speed = settings_for(config, model, loss_fn, train_loader.batch_size, device)  # or timed
+    amp_dtype, threads_before = speed.amp_dtype, _apply(speed, model)  # precision, layout, threads
     optimizer = build_optimizer(model, config)
     # float16 needs its loss scaled (small gradients would round to 0); bfloat16 does not
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
@@ -314,7 +315,7 @@ def fit(
     progress = config.progress and is_main_process()
     # what every epoch passes on unchanged: the device, the precision and the step's options
     step_options = dict(
-        device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=config.channels_last,
+        device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=speed.channels_last,
         grad_clip=config.grad_clip, progress=progress, lr_schedule=run.lr_at,
         on_batch_end=run.after_batch,
     )  # fmt: skip
@@ -341,7 +342,9 @@ def fit(
             break
 
     history.stop_reason, history.validation = run.stop_reason, run.describe_validation()
+    history.speed = describe_settings(speed)
     model.load_state_dict(run.best_state)
+    torch.set_num_threads(threads_before)
     barrier()  # when fit returns in any process, rank 0 has finished writing the checkpoint
     if progress and len(history):
         _print_end(history)
@@ -377,11 +380,18 @@ def _check_inputs(
 
 def _to_device(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
     model.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
     if is_distributed() and config.sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same parameters, same state_dict
     return model
+
+
+def _apply(speed: SpeedSettings, model: nn.Module) -> int:
+    """Put `model` in the chosen memory layout and torch on the chosen threads; the old count."""
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(speed.num_threads)
+    return threads
 
 
 def _training_net(

@@ -18,7 +18,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "segtutor"
 
-DATA_SIDE = {"data", "formats", "layouts", "checks", "transforms", "synth", "synth_images"}
+DATA_SIDE = {
+    "data",
+    "formats",
+    "layouts",
+    "checks",
+    "transforms",
+    "sizing",
+    "synth",
+    "synth_images",
+}
 # `distributed`, `jsonio`, `settings` and `errors` are plain helpers any layer may use.
 LEARN = {
     "losses",
@@ -28,6 +37,7 @@ LEARN = {
     "fit_state",
     "checkpoint",
     "runtime",
+    "tuning",
     "inference",
     "recipe",
 }

@@ -26,9 +26,9 @@ def test_seed_everything_repeats_python_numpy_and_torch():
 
 def test_autocast_only_where_it_pays(monkeypatch):
     assert autocast_dtype(torch.device("cuda")) == torch.float16
-    monkeypatch.setattr(segtutor.runtime, "_cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(segtutor.runtime, "cpu_has_native_bf16", lambda: False)
     assert autocast_dtype(torch.device("cpu")) is None  # emulated bf16: slower than float32
-    monkeypatch.setattr(segtutor.runtime, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(segtutor.runtime, "cpu_has_native_bf16", lambda: True)
     assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
     assert autocast_dtype(torch.device("mps")) is None
 

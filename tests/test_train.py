@@ -209,7 +209,7 @@ def test_compile_option_trains_the_same_model():
 
 
 def test_bf16_autocast_on_a_cpu_that_has_it(monkeypatch):
-    monkeypatch.setattr(segtutor.runtime, "_cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(segtutor.runtime, "cpu_has_native_bf16", lambda: True)
     model = new_model()
     seen = []
     model.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))

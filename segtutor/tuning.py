@@ -1,0 +1,267 @@
+"""Settings that depend on the machine, chosen by timing a few training steps of each.
+
+Introduced in `04_training.ipynb`.
+
+Whether bfloat16 autocast, the channels-last memory layout or fewer threads make a training step
+faster depends on the processor, the model and the batch shape, in ways the CPU's flags do not
+predict: on a Xeon that computes bfloat16 natively, bf16 autocast was no faster than float32 for
+the course U-Net (docs/benchmarks.md). So `fastest_settings` times a few steps of every candidate
+on a made-up batch of the training shape, on a copy of the model (the run itself is untouched:
+no weight, no random number and no batch of the loader is used), and keeps the fastest. A
+candidate must beat the first, the usual default, by `MARGIN` to be chosen, so that timing noise
+does not flip the choice. The answer is cached per machine, model and batch shape in
+`speed.json` under `cache_dir()`, so later runs pay nothing.
+
+Example:
+    >>> settings = fastest_settings(model, loss_fn, (8, 3, 96, 96), num_classes=4, device=device)
+    >>> settings.amp_dtype, settings.channels_last, settings.num_threads
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from segtutor.jsonio import write_json
+from segtutor.runtime import autocast_dtype, cpu_has_native_bf16
+
+__all__ = [
+    "MARGIN",
+    "SpeedSettings",
+    "cache_dir",
+    "candidates",
+    "describe_settings",
+    "fastest_settings",
+    "settings_for",
+    "time_steps",
+]
+
+# How much faster (as a fraction) a candidate must be than the first one to replace it.
+MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """How `fit` runs a step: autocast type (None: float32), memory layout, torch threads.
+
+    Introduced in `04_training.ipynb`.
+    """
+
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    num_threads: int
+
+    def to_dict(self) -> dict:
+        """Plain values for the cache file and the run folder."""
+        dtype = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "float32"
+        return {
+            "precision": dtype,
+            "channels_last": self.channels_last,
+            "threads": self.num_threads,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SpeedSettings:
+        """Inverse of `to_dict`."""
+        dtype = None if data["precision"] == "float32" else getattr(torch, data["precision"])
+        return cls(dtype, bool(data["channels_last"]), int(data["threads"]))
+
+
+def candidates(
+    device: torch.device, amp: bool | None = None, channels_last: bool | None = None
+) -> list[SpeedSettings]:
+    """What is worth timing on `device`, the usual default first.
+
+    Introduced in `04_training.ipynb`. On a CPU: float32, and bfloat16 where the CPU computes it
+    natively (emulated bf16 is many times slower: not worth a try); on CUDA: float16 and
+    float32; each in both memory layouts. `amp` or `channels_last` True/False keeps only
+    the candidates that agree (None: both are tried).
+    """
+    threads = torch.get_num_threads()
+    if device.type == "cuda":
+        dtypes = [torch.float16, None]
+    elif device.type == "cpu":
+        dtypes = [None, torch.bfloat16] if cpu_has_native_bf16() else [None]
+    else:
+        return [SpeedSettings(None, False, threads)]  # MPS: nothing to choose between here
+    return [
+        SpeedSettings(dtype, layout, threads)
+        for dtype in dtypes
+        for layout in (True, False)
+        if (amp is None or amp == (dtype is not None))
+        and (channels_last is None or channels_last == layout)
+    ]
+
+
+def time_steps(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    settings: SpeedSettings,
+    steps: int = 3,
+) -> float:
+    """Seconds per training step of `model` under `settings`: the fastest of `steps` timed ones.
+
+    Introduced in `04_training.ipynb`. Works on a copy of the model, after one untimed step.
+    """
+    device = images.device
+    model = copy.deepcopy(model).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.num_threads)
+    try:
+        times = []
+        for _ in range(steps + 1):
+            start = time.perf_counter()
+            with torch.autocast(device.type, settings.amp_dtype, enabled=bool(settings.amp_dtype)):
+                loss = loss_fn(model(images), masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.float().backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return min(times[1:])
+
+
+def fastest_settings(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    batch_shape: tuple[int, int, int, int],
+    num_classes: int,
+    device: torch.device,
+    *,
+    amp: bool | None = None,
+    channels_last: bool | None = None,
+    use_cache: bool = True,
+) -> SpeedSettings:
+    """The fastest of `candidates(device)` for one training step of `model` on `batch_shape`.
+
+    Introduced in `04_training.ipynb`.
+
+    Args:
+        model, loss_fn: as `fit` trains them (on `device`); only copies are stepped.
+        batch_shape: `(N, 3, H, W)` of a training batch.
+        num_classes: masks of the made-up batch hold classes `0..num_classes-1`.
+        amp, channels_last: fixed choices (`TrainConfig.amp`, `.channels_last`); None: timed.
+        use_cache: read and write the answer in `cache_dir() / "speed.json"`.
+    """
+    options = candidates(device, amp, channels_last)
+    if not options:  # amp asked where there is no mixed precision: float32
+        return SpeedSettings(None, bool(channels_last), torch.get_num_threads())
+    key = _cache_key(model, batch_shape, num_classes, device) + f" | {amp} {channels_last}"
+    path = cache_dir() / "speed.json"
+    cache = _read_cache(path) if use_cache else {}
+    if key in cache:
+        return SpeedSettings.from_dict(cache[key])
+    generator = torch.Generator().manual_seed(0)  # made-up data: the global random state stays
+    images = torch.randn(batch_shape, generator=generator).to(device)
+    masks = torch.randint(0, num_classes, (batch_shape[0], *batch_shape[2:]), generator=generator)
+    masks = masks.to(device)
+    times = [time_steps(model, loss_fn, images, masks, s) for s in options]
+    best = min(range(len(options)), key=times.__getitem__)
+    if device.type == "cpu" and options[best].num_threads > 1:  # then the best on fewer threads
+        fewer = SpeedSettings(options[best].amp_dtype, options[best].channels_last, 1)
+        options.append(fewer)
+        times.append(time_steps(model, loss_fn, images, masks, fewer))
+    chosen = min(range(len(options)), key=times.__getitem__)
+    if times[chosen] > (1 - MARGIN) * times[0]:
+        chosen = 0  # not clearly faster than the usual default: keep the default
+    if use_cache:
+        cache[key] = options[chosen].to_dict() | {"seconds_per_step": times}
+        write_json(path, cache)
+    return options[chosen]
+
+
+def settings_for(
+    config, model: nn.Module, loss_fn: nn.Module, batch_size: int | None, device: torch.device
+) -> SpeedSettings:
+    """The settings `fit` trains with for a `TrainConfig`: measured where it leaves them open.
+
+    Introduced in `04_training.ipynb`. `config.amp` / `config.channels_last` None are chosen by
+    `fastest_settings` for batches of `batch_size` crops of `config.input_size`; without an
+    input size (hand-made loaders) nothing is timed: mixed precision where the device computes
+    it natively (`segtutor.runtime.autocast_dtype`), channels-last, the current thread count.
+    """
+    amp, layout = config.amp, config.channels_last
+    if (amp is None or layout is None) and config.input_size and batch_size:
+        shape = (batch_size, 3, config.input_size, config.input_size)
+        return fastest_settings(
+            model, loss_fn, shape, config.num_classes or 2, device, amp=amp, channels_last=layout
+        )
+    dtype = autocast_dtype(device) if amp is not False else None
+    return SpeedSettings(dtype, layout is not False, torch.get_num_threads())
+
+
+def describe_settings(settings: SpeedSettings) -> str:
+    """One line for the history and the run folder, e.g. "float32, channels-last, 2 threads".
+
+    Introduced in `04_training.ipynb`.
+    """
+    values = settings.to_dict()
+    layout = "channels-last" if settings.channels_last else "contiguous"
+    return f"{values['precision']}, {layout}, {settings.num_threads} threads"
+
+
+def cache_dir() -> Path:
+    """Where segtutor keeps what it measured: `$SEGTUTOR_CACHE_DIR`, else `~/.cache/segtutor`.
+
+    Introduced in `04_training.ipynb`. Deleting it costs only a re-measurement.
+    """
+    folder = os.environ.get("SEGTUTOR_CACHE_DIR")
+    if folder:
+        return Path(folder)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "segtutor"
+
+
+def _cache_key(model: nn.Module, batch_shape, num_classes: int, device: torch.device) -> str:
+    """The machine (processor, its flags, threads, torch) and the step's shape, as one string."""
+    if device.type == "cuda":
+        machine = torch.cuda.get_device_name(device)
+    else:
+        machine = f"{platform.processor() or platform.machine()} {_cpu_flags_digest()}"
+    parts = [
+        machine,
+        device.type,
+        f"threads={torch.get_num_threads()}",
+        torch.__version__,
+        type(model).__name__,
+        str(sum(p.numel() for p in model.parameters())),
+        str(getattr(model, "deep_supervision", "")),
+        "x".join(map(str, batch_shape)),
+        str(num_classes),
+    ]
+    return " | ".join(parts)
+
+
+def _cpu_flags_digest() -> str:
+    """The CPU model name and a digest of its flags (Linux), so another machine misses the cache."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.platform()
+    lines = [line for line in info.splitlines() if line.startswith(("model name", "flags"))][:2]
+    return hashlib.sha1("\n".join(lines).encode()).hexdigest()[:12]
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: measure again and rewrite it
+    return data if isinstance(data, dict) else {}
