@@ -22,6 +22,8 @@ from pathlib import Path
 
 
 def run_train(extra: list[str]) -> dict:
+    """`python -m segtutor train --quiet ... *extra` in a fresh process, timed from outside;
+    its metrics.json plus the command and the wall time (start-up included, as a user waits)."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "segtutor", "train", "--quiet", "--out", out, *extra]
         start = time.perf_counter()
@@ -32,6 +34,7 @@ def run_train(extra: list[str]) -> dict:
 
 
 def main() -> None:
+    """Parse the command line, train once per seed (and on --nuclei), print each result."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--nuclei",
