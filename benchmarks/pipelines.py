@@ -136,6 +136,7 @@ def run_segtutor(data: str, budget: float, device: str = "auto") -> dict[str, An
         **{name: _plain(getattr(run, name, getattr(run.config, name, None))) for name in RUN_FACTS},
         "stop_reason": getattr(history, "stop_reason", None),
         "validation": getattr(history, "validation", None),
+        "speed": _plain(getattr(history, "speed", None)),  # what the timed choice picked
     }
 
 

@@ -207,6 +207,7 @@ def recipe_markdown(runs: list[dict[str, Any]]) -> list[str]:
         names = ("input_size", "input_mode", "batch_size", "working_scale", "val_share", "amp")
         facts = ", ".join(f"{k} {r[k]}" for k in names if r.get(k) is not None)
         text = r["describe"] + (f"\nvalidation: {r['validation']}" if r.get("validation") else "")
+        text += f"\nspeed: {r['speed']}" if r.get("speed") else ""
         lines += [f"**{dataset}** ({facts}):", "", "    " + text.replace("\n", "\n    "), ""]
     return lines + ["</details>", ""]
 
