@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -353,8 +352,7 @@ def data_scale(
     width is measured on up to 200 training masks spread over the set.
     """
     width = region_width(sample_masks(train_ds.read_mask, len(train_ds)))
-    short_side = statistics.median(min(size) for size in sizes)
-    return working_scale(width, short_side, input_size)
+    return working_scale(width, min(min(size) for size in sizes), input_size)
 
 
 def choose_input_mode(sizes: set[tuple[int, int]], size: int) -> str:

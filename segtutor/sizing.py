@@ -6,15 +6,15 @@ A U-Net looks at a window of a fixed number of pixels (the crop it trains on, it
 field). At native resolution a 96-pixel crop of a street photo shows a patch of cloth with nothing
 around it to tell a shirt from a dress, while a 96-pixel crop of a microscope slide holds a dozen
 whole nuclei. So the recipe shrinks images whose labelled regions are wide, and leaves alone
-images whose regions are already small: the working scale brings the typical region to about
-`TARGET_REGION_PX` pixels across, and never enlarges.
+images whose regions are already small: the working scale brings the typical region (all classes
+but the background together: a whole person, one nucleus) to about `TARGET_REGION_PX` pixels
+across, never enlarges, and never makes an image smaller than a crop.
 
 How wide the regions are is measured without finding connected components: a region of area A
-whose boundary is P pixel edges long is about 4A/P wide (exactly L for an L x L square; the
+whose outline is P pixel edges long is about 4A/P wide (exactly L for an L x L square; the
 harmonic mean of the sides for a rectangle; twice the thickness of a thin strip). Summing A and P
-over many regions gives the width of a typical one, many small nuclei or one large coat alike.
-The most common class (the background, usually) is left out: its "regions" are the gaps between
-the others. docs/benchmarks.md has the measurements that chose `TARGET_REGION_PX`.
+over many regions gives the width of a typical one, many small nuclei or one large person alike.
+docs/benchmarks.md has the measurements that chose `TARGET_REGION_PX`, on two real datasets.
 
 Example:
     >>> width = region_width(masks)  # masks: int arrays (H, W), 255 = ignore
@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -34,40 +34,40 @@ __all__ = ["TARGET_REGION_PX", "region_width", "sample_masks", "working_scale"]
 TARGET_REGION_PX = 24
 
 
-def region_width(masks: Iterable[np.ndarray], ignore_index: int = 255) -> float:
-    """The width in pixels of a typical labelled region, the most common class left out.
+def region_width(masks: Sequence[np.ndarray], ignore_index: int = 255) -> float:
+    """The width in pixels of a typical labelled region: the classes but the most common one,
+    taken together.
 
     Introduced in `04_training.ipynb`.
 
     Args:
-        masks: class-index arrays `(H, W)`; `ignore_index` pixels count for no class.
+        masks: class-index arrays `(H, W)`; `ignore_index` pixels belong to no region.
 
     Returns:
-        4 x (area of the regions) / (length of their boundaries), summed over the masks and over
-        every class but the most common one; `math.inf` when no such region has a boundary
-        (one class only: nothing suggests shrinking the images).
+        4 x (area of the regions) / (length of their outlines), summed over the masks; the
+        regions are where any class but the most common one is (shirt, skirt and shoes of one
+        person make one region: their shape is what a crop must hold). `math.inf` when there
+        is no such region: nothing suggests shrinking the images.
     """
-    area: dict[int, int] = {}
-    edges: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for mask in masks:
+        classes, numbers = np.unique(np.asarray(mask), return_counts=True)
+        for c, n in zip(classes.tolist(), numbers.tolist(), strict=True):
+            counts[c] = counts.get(c, 0) + n
+    counts.pop(ignore_index, None)
+    if len(counts) < 2:
+        return math.inf
+    dominant = max(counts, key=lambda c: counts[c])
+    area = edges = 0
     for mask in masks:
         mask = np.asarray(mask)
-        classes, counts = np.unique(mask, return_counts=True)
-        for c, n in zip(classes.tolist(), counts.tolist(), strict=True):
-            area[c] = area.get(c, 0) + n
-        for a, b in ((mask[:, 1:], mask[:, :-1]), (mask[1:, :], mask[:-1, :])):
-            changed = a != b
-            # each boundary edge belongs to the regions on both of its sides
-            for side in (a[changed], b[changed]):
-                classes, counts = np.unique(side, return_counts=True)
-                for c, n in zip(classes.tolist(), counts.tolist(), strict=True):
-                    edges[c] = edges.get(c, 0) + n
-    area.pop(ignore_index, None)
-    if len(area) < 2:
-        return math.inf
-    dominant = max(area, key=lambda c: area[c])
-    total_area = sum(n for c, n in area.items() if c != dominant)
-    total_edges = sum(edges.get(c, 0) for c in area if c != dominant)
-    return 4 * total_area / total_edges if total_edges else math.inf
+        # 0 background, 1 region, 2 ignored: an edge is a change between neighbours that
+        # touches a region pixel
+        label = np.where(mask == ignore_index, 2, (mask != dominant).astype(np.int8))
+        area += int((label == 1).sum())
+        for a, b in ((label[:, 1:], label[:, :-1]), (label[1:, :], label[:-1, :])):
+            edges += int(((a != b) & ((a == 1) | (b == 1))).sum())
+    return 4 * area / edges if edges else math.inf
 
 
 def working_scale(
@@ -79,15 +79,15 @@ def working_scale(
 
     Args:
         width: the typical region's width in native pixels (`region_width`).
-        short_side: the images' typical shorter side in native pixels (the median, say).
-        input_size: the side of the training crops: an image is never shrunk below it.
+        short_side: the shortest image side in native pixels: no image is shrunk below a crop.
+        input_size: the side of the training crops.
         target: the width in working pixels a typical region is brought to.
 
     Returns:
-        `min(1, max(target / width, input_size / short_side))`, rounded to two decimals.
+        `min(1, max(target / width, input_size / short_side))`, rounded up to two decimals.
     """
     scale = max(target / width, input_size / short_side) if width > 0 else 1.0
-    return min(1.0, round(scale, 2))
+    return min(1.0, math.ceil(scale * 100 - 1e-9) / 100)
 
 
 def sample_masks(read_mask, count: int, limit: int = 200) -> list[np.ndarray]:

@@ -49,7 +49,7 @@ from segtutor.distributed import (
     wrap_ddp,
 )
 from segtutor.fit_state import FitState
-from segtutor.inference import resize_logits
+from segtutor.inference import class_map, resize_logits
 from segtutor.losses import DeepSupervisionLoss, build_loss
 from segtutor.metrics import ConfusionMatrix
 from segtutor.runtime import choose_device, model_device, seed_everything
@@ -200,7 +200,7 @@ def validate(
         if loss_fn is not None:
             loss_sum += loss_fn(logits, masks).item() * images.shape[0]
         num_images += images.shape[0]
-        cm.update(logits.argmax(dim=1), masks)
+        cm.update(class_map(logits), masks)  # logits.argmax(dim=1), faster
     model.train(was_training)
     # Under torchrun each process saw its own share: sum them (no-ops in a single process).
     cm.all_reduce()

@@ -107,36 +107,54 @@ def time_steps(
     loss_fn: nn.Module,
     images: torch.Tensor,
     masks: torch.Tensor,
-    settings: SpeedSettings,
-    steps: int = 3,
-) -> float:
-    """Seconds per training step of `model` under `settings`: the fastest of `steps` timed ones.
+    options: list[SpeedSettings],
+    rounds: int = 3,
+) -> list[float]:
+    """Seconds per training step under each of `options`: the fastest of `rounds` timed steps.
 
-    Introduced in `04_training.ipynb`. Works on a copy of the model, after one untimed step.
+    Introduced in `04_training.ipynb`. Each option steps its own copy of the model, once untimed
+    first; then the options take turns, one step each per round, so that a burst of load from
+    another program slows all of them alike instead of one.
     """
-    device = images.device
-    model = copy.deepcopy(model).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    if settings.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(settings.num_threads)
-    try:
-        times = []
-        for _ in range(steps + 1):
+    copies = [_Stepper(model, images, s) for s in options]
+    for stepper in copies:
+        stepper.step(loss_fn, masks)  # warm-up: first-call set-up costs are not the step's
+    times = [[] for _ in options]
+    for _ in range(rounds):
+        for stepper, seconds in zip(copies, times, strict=True):
+            seconds.append(stepper.step(loss_fn, masks))
+    return [min(seconds) for seconds in times]
+
+
+class _Stepper:
+    """A copy of the model that takes training steps under one `SpeedSettings`."""
+
+    def __init__(self, model: nn.Module, images: torch.Tensor, settings: SpeedSettings):
+        self.settings, self.model = settings, copy.deepcopy(model).train()
+        self.images = images
+        if settings.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.images = images.contiguous(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=0.0
+        )  # weights stay as they are
+
+    def step(self, loss_fn: nn.Module, masks: torch.Tensor) -> float:
+        device, dtype = self.images.device, self.settings.amp_dtype
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.settings.num_threads)
+        try:
             start = time.perf_counter()
-            with torch.autocast(device.type, settings.amp_dtype, enabled=bool(settings.amp_dtype)):
-                loss = loss_fn(model(images), masks)
-            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype, enabled=dtype is not None):
+                loss = loss_fn(self.model(self.images), masks)
+            self.optimizer.zero_grad(set_to_none=True)
             loss.float().backward()
-            optimizer.step()
+            self.optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return min(times[1:])
+            return time.perf_counter() - start
+        finally:
+            torch.set_num_threads(threads)
 
 
 def fastest_settings(
@@ -173,17 +191,15 @@ def fastest_settings(
     images = torch.randn(batch_shape, generator=generator).to(device)
     masks = torch.randint(0, num_classes, (batch_shape[0], *batch_shape[2:]), generator=generator)
     masks = masks.to(device)
-    times = [time_steps(model, loss_fn, images, masks, s) for s in options]
-    best = min(range(len(options)), key=times.__getitem__)
-    if device.type == "cpu" and options[best].num_threads > 1:  # then the best on fewer threads
-        fewer = SpeedSettings(options[best].amp_dtype, options[best].channels_last, 1)
-        options.append(fewer)
-        times.append(time_steps(model, loss_fn, images, masks, fewer))
+    if device.type == "cpu" and torch.get_num_threads() > 1:  # and each on one thread
+        options += [SpeedSettings(s.amp_dtype, s.channels_last, 1) for s in options]
+    times = time_steps(model, loss_fn, images, masks, options)
     chosen = min(range(len(options)), key=times.__getitem__)
     if times[chosen] > (1 - MARGIN) * times[0]:
         chosen = 0  # not clearly faster than the usual default: keep the default
     if use_cache:
-        cache[key] = options[chosen].to_dict() | {"seconds_per_step": times}
+        timed = [o.to_dict() | {"seconds_per_step": t} for o, t in zip(options, times, strict=True)]
+        cache[key] = options[chosen].to_dict() | {"timed": timed}
         write_json(path, cache)
     return options[chosen]
 
