@@ -171,3 +171,171 @@ def test_a_broken_folder_raises_data_error_naming_the_file(tmp_path):
 def test_an_unknown_choice_is_an_error(scenes):
     with pytest.raises(TypeError, match="num_epoch"):
         prepare(scenes, num_epoch=3)
+
+
+# --- the working scale chosen from the data (issue 12) -----------------------------------------
+
+
+def _squares_dataset(root, size: int, side: int, per_image: int, n: int = 6):
+    """`root/images` + `root/masks`: `n` images `size` x `size`, each with `per_image` squares of
+    class 1 and `side` pixels, apart from each other, on class 0."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        mask = np.zeros((size, size), np.uint8)
+        cells = size // (2 * side)  # squares on a grid of 2*side, so that they never touch
+        for k in rng.permutation(cells * cells)[:per_image]:
+            top, left = (k // cells) * 2 * side + 1, (k % cells) * 2 * side + 1
+            mask[top : top + side, left : left + side] = 1
+        image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+        image[mask == 1] += 150
+        Image.fromarray(image).save(root / "images" / f"s{i}.png")
+        Image.fromarray(mask).save(root / "masks" / f"s{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def large_objects(tmp_path_factory):
+    return _squares_dataset(tmp_path_factory.mktemp("large"), size=256, side=120, per_image=1)
+
+
+@pytest.fixture(scope="module")
+def small_objects(tmp_path_factory):
+    return _squares_dataset(tmp_path_factory.mktemp("small"), size=128, side=8, per_image=12)
+
+
+def test_large_objects_in_large_images_get_shrunk_and_cropped(large_objects):
+    from segtutor.data import SegmentationDataset
+    from segtutor.recipe import data_scale, image_sizes
+
+    native = SegmentationDataset(large_objects)  # prepare's own is at the working scale now
+    assert data_scale(native, image_sizes(native), 32) == pytest.approx(0.2)
+    run = prepare(large_objects, preset="tiny", input_size=32)
+    # a 120-px region brought to ~24 px: 0.2 (the 256-px side may go down to 32/256)
+    assert run.config.working_scale == pytest.approx(0.2)
+    assert run.input_mode == "crop" and run.train_ds.scale == pytest.approx(0.2)
+    images, masks = next(iter(run.train_loader))
+    assert images.shape[-2:] == masks.shape[-2:] == (32, 32)
+    images, masks = next(iter(run.val_loader))
+    assert images.shape[-2:] == (51, 51)  # round(256 * 0.2), the model's input...
+    assert masks.shape[-2:] == (256, 256)  # ...scored against the masks as drawn
+    # with 96-px crops the floor wins: no image below a crop, 96/256 = 0.375 rounded up
+    default = prepare(large_objects, preset="tiny")
+    assert default.config.working_scale == pytest.approx(0.38) and default.input_mode == "crop"
+    assert "working scale 0.38" in default.describe()
+
+
+def test_small_objects_keep_native_resolution(small_objects):
+    run = prepare(small_objects, preset="tiny")
+    assert run.config.working_scale == 1.0 and run.input_mode == "crop"
+    images, masks = next(iter(run.val_loader))
+    assert images.shape[-2:] == masks.shape[-2:] == (128, 128)
+
+
+def test_a_given_working_scale_is_honoured_and_saved(scenes):
+    from segtutor.checkpoint import run_metadata
+
+    run = prepare(scenes, preset="tiny", input_size=16, batch_size=4, working_scale=0.5)
+    assert run.config.working_scale == 0.5 and run.input_mode == "crop"
+    assert run.train_ds.scale == 0.5 and run.val_ds.scale == 0.5
+    images, masks = next(iter(run.train_loader))
+    assert images.shape[-2:] == masks.shape[-2:] == (16, 16)
+    images, masks = next(iter(run.val_loader))
+    assert images.shape[-2:] == (32, 32) and masks.shape[-2:] == (64, 64)
+    # what fit writes into every checkpoint beside the weights
+    saved = run_metadata(run.model, run.train_loader, run.config)["config"]
+    assert saved["working_scale"] == 0.5 and saved["input_mode"] == "crop"
+
+
+def test_resize_mode_works_at_scale_one(scenes):
+    # whole images resized to the input size: a working scale would only be undone
+    run = prepare(scenes, preset="tiny", input_size=96, working_scale=0.5)
+    assert run.input_mode == "resize" and run.config.working_scale == 1.0
+
+
+def _half_scale_checkpoint(path, num_classes: int = 3):
+    """A checkpoint of an untrained tiny U-Net as if trained on crops at working scale 0.5."""
+    from dataclasses import asdict
+
+    from segtutor.checkpoint import cpu_state, save_checkpoint
+    from segtutor.model import build_unet
+
+    model = build_unet("tiny", num_classes=num_classes, deep_supervision=False)
+    config = TrainConfig(
+        num_classes=num_classes, input_size=16, input_mode="crop", working_scale=0.5
+    )
+    keys = ("in_channels", "num_classes", "base_width", "depth", "bilinear", "deep_supervision")
+    return save_checkpoint(
+        path,
+        model_state=cpu_state(model),
+        config=asdict(config),
+        model_config={key: getattr(model, key) for key in keys},
+        class_names=[f"class_{c}" for c in range(num_classes)],
+        palette=[[40 * c, 0, 0] for c in range(num_classes)],
+    )
+
+
+def test_predict_applies_the_working_scale_and_writes_masks_of_the_input_size(
+    tmp_path, monkeypatch
+):
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    import segtutor.commands.predict as predict_command
+    from segtutor.cli import main
+
+    checkpoint = _half_scale_checkpoint(tmp_path / "best.pt")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    sizes = {"a": (64, 96), "b": (50, 70)}
+    for name, (h, w) in sizes.items():
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
+            photos / f"{name}.png"
+        )
+    seen = []
+    real = predict_command.predict
+    monkeypatch.setattr(
+        predict_command,
+        "predict",
+        lambda model, images, size=None: (
+            seen.append((tuple(images.shape), size)) or real(model, images, size=size)
+        ),
+    )
+    argv = ["predict", "--checkpoint", str(checkpoint), "--input", str(photos), "--device", "cpu"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 25x35 is padded to fit the U-Net
+        assert main([*argv, "--output", str(tmp_path / "out")]) == 0
+    # the model saw each image at half size, and each mask has the input's own size
+    assert seen == [((3, 32, 48), (64, 96)), ((3, 25, 35), (50, 70))]
+    for name, (h, w) in sizes.items():
+        mask = Image.open(tmp_path / "out" / f"{name}.png")
+        assert mask.size == (w, h) and set(np.unique(np.array(mask))) <= {0, 1, 2}
+
+
+def test_evaluate_applies_the_working_scale_and_scores_native_masks(
+    scenes, tmp_path, monkeypatch, capsys
+):
+    import segtutor.commands.evaluate as evaluate_command
+    from segtutor.cli import main
+
+    checkpoint = _half_scale_checkpoint(tmp_path / "best.pt", num_classes=4)
+    seen = []
+    real = evaluate_command.evaluate
+
+    def spy(model, loader, *args, **kwargs):
+        images, masks = next(iter(loader))
+        seen.append((tuple(images.shape[-2:]), tuple(masks.shape[-2:])))
+        return real(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_command, "evaluate", spy)
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--data", str(scenes), "--json"]
+    assert main([*argv, "--device", "cpu"]) == 0
+    assert '"miou"' in capsys.readouterr().out
+    assert seen == [((32, 32), (64, 64))]
