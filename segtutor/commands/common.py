@@ -17,6 +17,7 @@ __all__ = [
     "fraction",
     "positive_float",
     "positive_int",
+    "scale_or_auto",
 ]
 
 
@@ -100,6 +101,19 @@ def fraction(text: str) -> float:
     value = _number(text, float)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (e.g. 0.2)")
+    return value
+
+
+def scale_or_auto(text: str) -> float | str:
+    """ "auto", or a resize factor above 0 and at most 1 (`--scale`).
+
+    Introduced in `04_training.ipynb`.
+    """
+    if text == "auto":
+        return text
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not 'auto' or a factor in (0, 1] (e.g. 0.5)")
     return value
 
 

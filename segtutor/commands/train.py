@@ -27,6 +27,7 @@ from segtutor.commands.common import (
     fraction,
     positive_float,
     positive_int,
+    scale_or_auto,
 )
 from segtutor.distributed import broadcast_from_main, is_main_process, process_group
 from segtutor.inference import predict
@@ -109,6 +110,14 @@ def _model_arguments(group, default: RecipeOptions) -> None:
         help="train on native-resolution crops and predict whole images, or "
         "resize whole images to --size (auto: crop, unless the images are "
         "smaller than --size)",
+    )
+    group.add_argument(
+        "--scale",
+        type=scale_or_auto,
+        default="auto",
+        help="resize every image by this factor (0 < F <= 1) before cropping, validation "
+        "and prediction (auto: from the masks, so that large photos shrink until a crop "
+        "holds a whole object and small objects keep their pixels; see segtutor/sizing.py)",
     )
     group.add_argument(
         "--deep-supervision",
@@ -197,6 +206,7 @@ def _train(args: argparse.Namespace) -> int:
         resume_from=args.resume,
         input_size=args.size,
         input_mode=None if args.input_mode == "auto" else args.input_mode,
+        working_scale=None if args.scale == "auto" else args.scale,
         batch_size=args.batch_size,
         class_weights=None if args.class_weights == "none" else args.class_weights,
         loss=args.loss,
