@@ -138,6 +138,7 @@ class History:
     val_pixel_accuracy: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # lr of the epoch's last batch
     epoch_time_s: list[float] = field(default_factory=list)  # training + validation
+    val_time_s: list[float] = field(default_factory=list)  # validation alone; 0: not validated
     stop_reason: str = ""  # "num_epochs", "early_stopping", "time_budget" or "callback"
     validation: str = ""  # how validation was done: on how many images, after which epochs
     speed: str = ""  # how the steps ran: precision, memory layout, threads
@@ -174,9 +175,10 @@ class History:
         cm: ConfusionMatrix | None,
         lr: float,
         seconds: float,
+        val_s: float = 0.0,
     ) -> None:
         """Record one epoch: its losses, the val metrics from `cm` (None: not validated, NaN),
-        its last lr and duration."""
+        its last lr, its duration and the part of it spent validating."""
         self.epoch.append(epoch)
         self.train_loss.append(train_loss)
         self.val_loss.append(val_loss)
@@ -188,6 +190,7 @@ class History:
         self.val_pixel_accuracy.append(float(cm.pixel_accuracy()) if cm is not None else math.nan)
         self.lr.append(lr)
         self.epoch_time_s.append(seconds)
+        self.val_time_s.append(val_s)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> History:

@@ -169,10 +169,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
         """
         if not scale > 0:
             raise ValueError(f"scale must be positive, got {scale}")
+        native = self.scale == 1 or not self.scale_masks  # the cached masks: at their own size?
         self.scale, self.scale_masks = float(scale), masks
         own = set(self.stems)
         self._images = {}
-        self._masks = {s: self._rescale_mask(s, m) for s, m in self._masks.items() if s in own}
+        # resized masks are not resized again (the factors would compound): read anew instead
+        cached = self._masks.items() if native else ()
+        self._masks = {s: self._rescale_mask(s, m) for s, m in cached if s in own}
 
     def _rescale_mask(self, stem: str, mask: torch.Tensor) -> torch.Tensor:
         if self.scale == 1 or not self.scale_masks:

@@ -75,8 +75,10 @@ class FitState:
         self.epoch, self.stop_reason = 0, "num_epochs"
         self.total_steps = config.num_epochs * len(train_loader)
         self.start = time.monotonic() - elapsed_s
-        self.val_seconds = 0.0  # the slowest validation pass so far, reserved at the end
-        self.val_spent = 0.0  # seconds spent validating in this run
+        # the slowest validation pass so far (reserved at the end), and all of them (resumed too)
+        val_times = [t for t in self.history.val_time_s if t > 0]
+        self.val_seconds, self.val_spent = max(val_times, default=0.0), sum(val_times)
+        self.val_s = 0.0  # this epoch's validation time
         # the epochs validated so far (a resumed run's too)
         scores = zip(self.history.epoch, self.history.val_miou, strict=True)
         self.validated = [epoch for epoch, miou in scores if not math.isnan(miou)]
@@ -146,7 +148,7 @@ class FitState:
     def validation_due(self) -> bool:
         """Validate after this epoch? Always without a budget (or `val_share` None), and after
         the first and the last epoch; otherwise only if validating keeps within the share."""
-        config = self.config
+        config, self.val_s = self.config, 0.0
         if config.time_budget_s is None or config.val_share is None or not self.validated:
             return True
         if self.stop_reason != "num_epochs" or self.epoch == config.num_epochs:
@@ -159,6 +161,7 @@ class FitState:
         """Count a validation pass: its time, and its epoch."""
         self.val_seconds = max(self.val_seconds, seconds)
         self.val_spent += seconds
+        self.val_s = seconds
         self.validated.append(self.epoch)
 
     def describe_validation(self) -> str:

@@ -84,9 +84,12 @@ def working_scale(
         target: the width in working pixels a typical region is brought to.
 
     Returns:
-        `min(1, max(target / width, input_size / short_side))`, rounded up to two decimals.
+        `min(1, max(target / width, input_size / short_side))`, rounded up to two decimals;
+        1 when `width` is infinite (no region to measure).
     """
-    scale = max(target / width, input_size / short_side) if width > 0 else 1.0
+    if not 0 < width < math.inf:
+        return 1.0  # no region measured: nothing suggests shrinking
+    scale = max(target / width, input_size / short_side)
     return min(1.0, math.ceil(scale * 100 - 1e-9) / 100)
 
 

@@ -331,7 +331,7 @@ def fit(
             cm, val_loss = validate(model, val_loader, num_classes, loss_fn=loss_fn, **val_options)
             run.note_validation(time.monotonic() - val_start)
         lr, seconds = optimizer.param_groups[0]["lr"], time.monotonic() - epoch_start
-        history.append(epoch, train_loss, val_loss, cm, lr=lr, seconds=seconds)
+        history.append(epoch, train_loss, val_loss, cm, lr=lr, seconds=seconds, val_s=run.val_s)
         improved = run.keep_best(history.val_miou[-1])
         if is_main_process():  # one writer per file
             run.write_checkpoints(improved)

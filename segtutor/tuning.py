@@ -231,7 +231,8 @@ def describe_settings(settings: SpeedSettings) -> str:
     """
     values = settings.to_dict()
     layout = "channels-last" if settings.channels_last else "contiguous"
-    return f"{values['precision']}, {layout}, {settings.num_threads} threads"
+    threads = f"{settings.num_threads} thread{'s' if settings.num_threads > 1 else ''}"
+    return f"{values['precision']}, {layout}, {threads}"
 
 
 def cache_dir() -> Path:

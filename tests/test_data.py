@@ -302,13 +302,6 @@ def test_read_mask_reads_no_image(good: Path, monkeypatch) -> None:
     assert ds.read_mask(0).shape == (H // 2, W // 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="segtutor/data.py SegmentationDataset.set_scale rescales the cached masks from the "
-    "already rescaled ones (self._rescale_mask(s, m) over self._masks): a second call compounds "
-    "the factors (0.5 twice gives quarter-size masks) and set_scale(1.0) keeps them small "
-    "while the images are native again",
-)
 def test_set_scale_again_starts_from_the_native_masks(good: Path) -> None:
     ds = SegmentationDataset(good, cache=True)
     ds.set_scale(0.5)

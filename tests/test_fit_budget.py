@@ -308,12 +308,6 @@ def test_resume_restores_which_epochs_were_validated(clock, tmp_path) -> None:
     assert f"after {len(validated_epochs(resumed))} of 6 epochs" in resumed.validation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="segtutor/fit_state.py FitState.__init__: val_spent and val_seconds (the time "
-    "validation took) are not saved in the checkpoint, so a resumed run starts with 0 s spent "
-    "and validates its first epoch, where the uninterrupted run skips it",
-)
 def test_a_resumed_run_validates_the_epochs_the_uninterrupted_one_does(clock, tmp_path) -> None:
     whole = fit(SlowNet(clock), *loaders(), CONFIG)
     config = replace(CONFIG, last_checkpoint_path=str(tmp_path / "last.pt"))

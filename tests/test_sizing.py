@@ -127,12 +127,6 @@ def test_working_scale_rounds_up_to_two_decimals() -> None:
     assert working_scale(96, short_side=5000, input_size=32) == 0.25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="segtutor/sizing.py working_scale: region_width returns inf for 'no region: nothing "
-    "suggests shrinking', but target/inf = 0 makes the floor (input_size/short_side) the scale, "
-    "shrinking the images as far as allowed",
-)
 def test_no_region_keeps_the_images_as_they_are() -> None:
     assert working_scale(math.inf, short_side=550, input_size=96) == 1.0
 

@@ -179,7 +179,7 @@ def test_a_corrupt_cache_is_ignored_and_rewritten(monkeypatch, cache, content) -
 def test_speed_settings_round_trip() -> None:
     for settings in (SpeedSettings(None, True, 2), SpeedSettings(BF16, False, 1)):
         assert SpeedSettings.from_dict(settings.to_dict()) == settings
-    assert describe_settings(SpeedSettings(BF16, False, 1)) == "bfloat16, contiguous, 1 threads"
+    assert describe_settings(SpeedSettings(BF16, False, 1)) == "bfloat16, contiguous, 1 thread"
 
 
 # --- timing leaves the run alone ----------------------------------------------------------------
@@ -265,5 +265,5 @@ def test_fit_trains_with_the_timed_choice_and_restores_the_threads(monkeypatch) 
     history = fit(tiny_model(), *colour_loaders(), config, callbacks=[during])
     assert threads == [1]  # trained on the chosen thread count
     assert len(timer.calls) == 1 and timer.calls[0][0] == (4, 3, 8, 8)
-    assert history.speed == describe_settings(fast) == "float32, contiguous, 1 threads"
+    assert history.speed == describe_settings(fast) == "float32, contiguous, 1 thread"
     assert torch.get_num_threads() == 2
