@@ -240,8 +240,9 @@ def _train(args: argparse.Namespace) -> int:
         return 0  # every process evaluated its share (summed in cm); rank 0 writes the files
     names = run.class_names
     print(
-        f"\nbest epoch {history.best_epoch} of {len(history)} ({history.stop_reason}); "
-        f"validation at the masks' resolution:"
+        f"\nbest epoch {history.best_epoch} of {len(history)} ({history.stop_reason}; validated "
+        f"{history.validation}; trained in {history.speed}); all validation images at the "
+        "masks' resolution:"
     )
     print(cm.table(names))
     write_json(out / "history.json", history.to_dict())
@@ -253,7 +254,10 @@ def _train(args: argparse.Namespace) -> int:
             "epochs_run": len(history),
             "stop_reason": history.stop_reason,
             "train_seconds": sum(history.epoch_time_s),
-            **cm.to_dict(names),
+            "working_scale": run.config.working_scale,
+            "validation": history.validation,  # how it was done during training
+            "speed": history.speed,  # precision, memory layout, threads
+            **cm.to_dict(names),  # all validation images, the best weights
         },
     )
     _write_figures(out, run, history, cm)
