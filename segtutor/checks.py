@@ -42,7 +42,14 @@ from segtutor.formats import (
     read_metadata,
     unreadable_reason,
 )
-from segtutor.layouts import Layout, split_files
+from segtutor.layouts import (
+    MASK_FOLDERS,
+    FolderNames,
+    Layout,
+    mask_folder,
+    mask_suffix,
+    split_files,
+)
 from segtutor.settings import IGNORE_INDEX
 
 __all__ = [
@@ -83,6 +90,7 @@ class DatasetReport:
     masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # kept for the cache
     layout: Layout | None = None  # a famous dataset as it ships; None: images/ + masks/
     lookup: np.ndarray | None = field(default=None, repr=False)  # the layout's value table
+    names: FolderNames = field(default_factory=FolderNames)  # masks/<stem>.png, labels/, ...
 
     @property
     def ok(self) -> bool:
@@ -236,7 +244,7 @@ def split_folders(root: str | Path) -> list[Path]:
     or `masks/`; `[]` when `root` is not a folder of splits. Introduced in `01_data.ipynb`.
     """
     root = Path(root)
-    if not root.is_dir() or (root / "images").is_dir() or (root / "masks").is_dir():
+    if not root.is_dir() or any((root / n).is_dir() for n in ("images", *MASK_FOLDERS)):
         return []
     try:
         subs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
@@ -292,7 +300,9 @@ def _infer_num_classes(reports: dict[str, DatasetReport], names: list[str] | Non
 def _collect(report: DatasetReport, options: _Options) -> None:
     """Fill `report` for one folder: layout, metadata, pairs, headers, decoded mask statistics."""
     root = report.root
-    report.problems += _layout_problems(root)
+    masks_folder, problems = mask_folder(root)
+    report.names = FolderNames(masks_folder)
+    report.problems += problems or _layout_problems(root, masks_folder)
     if report.problems:
         return
     try:
@@ -302,10 +312,17 @@ def _collect(report: DatasetReport, options: _Options) -> None:
     report.palette = list(options.palette) if options.palette is not None else report.meta.palette
     _check_palette_length(report, options.class_names)
     images = _list_samples(root / "images", report)
-    masks = _list_samples(root / "masks", report)
+    masks = _list_samples(root / report.names.masks, report)
     if report.ignored:
         report.notes.append(f"ignored {len(report.ignored)} files that are not images or are "
                             f"hidden: {listed([p.name for p in report.ignored])}")  # fmt: skip
+    suffix, problems = mask_suffix(set(images), set(masks), root / report.names.masks)
+    report.problems += problems
+    report.names = FolderNames(report.names.masks, suffix)
+    if problems:
+        return  # pairing either way would be a guess
+    if suffix:  # key each mask by its image's stem
+        masks = {s[: len(s) - len(suffix)] if s.endswith(suffix) else s: p for s, p in masks.items()}  # fmt: skip
     _pair(root, images, masks, report)
     _check_pairs(report, options)
 
@@ -320,6 +337,7 @@ def _check_pairs(report: DatasetReport, options: _Options) -> None:
         image_size = _check_image(report, image_path, found, options.decode_images)
         _check_mask(report, stem, mask_path, image_path, image_size, found, options.keep_masks)
     for kind, (folder, message, fix) in _PAIR_PROBLEMS.items():
+        folder = report.names.masks if folder == "masks" else folder
         _add(report.problems, root / folder, found[kind], message, fix)
 
 
@@ -334,16 +352,17 @@ def _check_palette_length(report: DatasetReport, class_names: Sequence[str] | No
 # 1. The layout
 
 
-def _layout_problems(root: Path) -> list[Problem]:
-    """`[]` when root is a folder with `images/` and `masks/`; else the usual mistake, explained."""
+def _layout_problems(root: Path, masks: str = "masks") -> list[Problem]:
+    """`[]` when root is a folder with `images/` and `masks/` (or `labels/`, ...); else the usual
+    mistake, explained."""
     if not root.exists():
         return [Problem(root, "does not exist", "check the path (relative paths start in the "
                         f"current folder, {Path.cwd()})")]  # fmt: skip
     if not root.is_dir():
         return [Problem(root, "is a file, not a folder",
                         "point at the dataset folder that holds images/ and masks/")]  # fmt: skip
-    if root.name in ("images", "masks") and (
-        (root.parent / "images").is_dir() or (root.parent / "masks").is_dir()
+    if root.name in ("images", *MASK_FOLDERS) and (
+        (root.parent / "images").is_dir() or (root.parent / masks).is_dir()
     ):
         return [Problem(root, f"is the {root.name}/ folder itself, not a dataset",
                         f"point at the parent folder {root.parent}")]  # fmt: skip
@@ -353,19 +372,19 @@ def _layout_problems(root: Path) -> list[Problem]:
         return [Problem(root, f"holds splits ({names}), not images/ + masks/",
                         f"use load_splits({str(root)!r}), or point at one split, "
                         f"e.g. {root / 'train'}")]  # fmt: skip
-    return _missing_subfolders(root)
+    return _missing_subfolders(root, masks)
 
 
-def _missing_subfolders(root: Path) -> list[Problem]:
+def _missing_subfolders(root: Path, masks: str) -> list[Problem]:
     """A problem for each of `images/` and `masks/` that is missing, naming the likely folder."""
     try:
         others = [p.name + "/" for p in sorted(root.iterdir()) if p.is_dir()
-                  and p.name not in ("images", "masks") and not p.name.startswith(".")]  # fmt: skip
+                  and p.name not in ("images", masks) and not p.name.startswith(".")]  # fmt: skip
     except OSError as error:
         return [Problem(root, f"cannot be listed ({error.strerror or error})",
                         "check the folder's permissions")]  # fmt: skip
     problems = []
-    for name in ("images", "masks"):
+    for name in ("images", masks):
         if not (root / name).is_dir():
             hint = f" (found {', '.join(others)}: rename the one that holds the {name})"
             problems.append(Problem(root, f"has no {name}/ folder{hint if others else ''}",
@@ -423,10 +442,12 @@ def _pair(
     if no_mask:
         report.problems.append(Problem(root / "images", f"{len(no_mask)} images have no mask "
                                        f"with the same stem: {listed(no_mask)}",
-                                       "add masks/<stem>.png for each, or remove those images"))  # fmt: skip
+                                       f"add {report.names.masks}/<stem>"
+                                       f"{report.names.suffix}.png for each, or remove those "
+                                       "images"))  # fmt: skip
     if no_image:
-        report.problems.append(Problem(root / "masks", f"{len(no_image)} masks have no image "
-                                       f"with the same stem: {listed(no_image)}",
+        report.problems.append(Problem(root / report.names.masks, f"{len(no_image)} masks have "
+                                       f"no image with the same stem: {listed(no_image)}",
                                        "add the images, or remove those masks (masks are "
                                        "paired by file name, e.g. a.png <-> a.jpg)"))  # fmt: skip
     for stem in sorted(images.keys() & masks.keys()):
@@ -582,7 +603,7 @@ def _check_labels(report: DatasetReport, inferred: bool) -> None:
     if all(counts is None for counts in report.label_counts):
         return  # no mask could be decoded: each one's problem is already reported
     if inferred and k < 2:
-        report.problems.append(Problem(report.root / "masks", "every mask is 0 (background "
+        report.problems.append(Problem(report.root / report.names.masks, "every mask is 0 (background "
                                        "only): there is nothing to learn", "check that the masks "
                                        "were saved with class values 1, 2, ... (not as black "
                                        "images)"))  # fmt: skip
@@ -600,7 +621,7 @@ def _looks_binary_255(report: DatasetReport) -> Problem | None:
         return None
     if (values.get(0, 0) + ignored) / total <= 0.99 or ignored / total <= 0.001:
         return None
-    return Problem(report.root / "masks", "the masks look like 0/255 binary masks: "
+    return Problem(report.root / report.names.masks, "the masks look like 0/255 binary masks: "
                    f"{100 * ignored / total:.1f}% of pixels are 255, which segtutor reads as "
                    "'ignore', so the model would never see the foreground",
                    "pass binary_255=True (command line: --binary-255) to read 255 as class 1, "
@@ -619,7 +640,7 @@ def _check_range(report: DatasetReport, k: int, message: str = "", fix: str = ""
     largest = max(v for v in report.value_counts if v != IGNORE_INDEX)
     message = message or f"label values outside 0..{k - 1} (num_classes={k}; 255 means ignore):"
     fix = fix or f"if those are classes, pass num_classes={largest + 1}; otherwise fix those masks"
-    _add(report.problems, report.root / "masks", bad, message, fix)
+    _add(report.problems, report.root / report.names.masks, bad, message, fix)
 
 
 def _add(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from segtutor.checks import DatasetReport
+from segtutor.layouts import FolderNames
 from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
 from segtutor.settings import IGNORE_INDEX
 
@@ -55,6 +56,8 @@ def report_text(root: Path, reports: dict[str, DatasetReport]) -> str:
 
 def _section(report: DatasetReport, with_weights: bool) -> list[str]:
     lines = []
+    if report.layout is None and report.names != FolderNames():  # not images/ + masks/<stem>
+        lines.append(f"files: {report.names}")
     if report.stems or report.image_sizes:
         lines.append(f"pairs: {len(report.stems)} (image and mask with the same file stem)")
         lines.append(f"image sizes (WxH): {_histogram(report.size_histogram)}")

@@ -16,6 +16,7 @@ them) or colour (`RGB`) PNGs; colour masks are mapped to indices through an expl
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "LOSSY_EXTENSIONS",
     "MASK_MODES",
+    "PALETTE_FILES",
     "VOC_CLASS_NAMES",
     "VOC_IGNORE_COLOR",
     "VOC_PALETTE",
@@ -159,18 +161,22 @@ def read_metadata(root: str | Path) -> DatasetMeta:
     Args:
         root: the dataset folder (the one holding `images/` and `masks/`, or the splits).
 
+    Without a `dataset.json`, a palette file as other tools write them gives the class names
+    and colours (row k: class k): `class_dict.csv` (`name,r,g,b`, as Kaggle's datasets ship) or
+    `labelmap.txt` (`name:r,g,b::`, CVAT's segmentation export).
+
     Returns:
-        The metadata; an empty `DatasetMeta()` when neither folder has a `dataset.json`.
+        The metadata; an empty `DatasetMeta()` when neither folder has one of those files.
 
     Raises:
-        DataError: the file is not valid JSON or a field has the wrong shape.
+        DataError: the file cannot be parsed or a field has the wrong shape.
     """
     root = Path(root)
     path = next(
         (p for p in (root / "dataset.json", root.parent / "dataset.json") if p.is_file()), None
     )
     if path is None:
-        return DatasetMeta()
+        return _read_palette_file(root)
     try:
         raw = json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: Notepad writes a BOM
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -191,6 +197,37 @@ def read_metadata(root: str | Path) -> DatasetMeta:
         raise DataError(problems)
     name, description = raw.get("name"), raw.get("description", "")
     return DatasetMeta(path, name, names, palette, IGNORE_INDEX, description)
+
+
+PALETTE_FILES = ("class_dict.csv", "labelmap.txt")
+"""Palette files read when there is no `dataset.json`: one class per row, name and colour."""
+
+
+def _read_palette_file(root: Path) -> DatasetMeta:
+    """`class_dict.csv` or `labelmap.txt` in `root` or its parent; `DatasetMeta()` if none."""
+    found = [p for folder in (root, root.parent) for p in (folder / n for n in PALETTE_FILES)]
+    path = next((p for p in found if p.is_file()), None)
+    if path is None:
+        return DatasetMeta()
+    names, palette = [], []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        if path.suffix == ".csv":  # name,r,g,b with a header row
+            rows = list(csv.DictReader(lines))
+            entries = [(row["name"], (row["r"], row["g"], row["b"])) for row in rows]
+        else:  # CVAT: "# label:color_rgb:parts:actions", then "car:255,0,0::"
+            rows = [line.split(":") for line in lines if line.strip() and line[0] != "#"]
+            entries = [(row[0], row[1].split(",")) for row in rows]
+        for name, color in entries:
+            names.append(name.strip())
+            palette.append(_as_color(color))
+    except (OSError, UnicodeDecodeError, KeyError, IndexError, TypeError, ValueError) as error:
+        example = "name,r,g,b then e.g. car,64,0,128" if path.suffix == ".csv" else "car:64,0,128::"
+        raise DataError(Problem(path, f"cannot be read as a palette file ({error!r})",
+                                f"one class per line, in class order: {example}")) from None  # fmt: skip
+    if not names:
+        raise DataError(Problem(path, "names no classes", "one class per line, in class order"))
+    return DatasetMeta(path, None, names, palette)
 
 
 def _class_names_field(raw: dict, path: Path, problems: list[Problem]) -> list[str] | None:

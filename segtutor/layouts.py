@@ -16,6 +16,11 @@ which 19 are trained on, Oxford-IIIT Pet's trimaps 1/2/3, CamVid's void class 11
 
 `find_layout(path)` recognises a layout, `split_files(root, layout, split)` lists its pairs; the
 checks (`segtutor.checks.scan_layout`) and the dataset (`segtutor.data.load_splits`) do the rest.
+
+segtutor's own folders also come under other common names: the masks in `labels/` or
+`annotations/` instead of `masks/`, named like their image or with a suffix (`a.jpg` <->
+`a_mask.png`, `a_label.png`, ...). `mask_folder(root)` and `mask_suffix(images, masks)` find which
+(`FolderNames`), and refuse to guess when two folders hold masks or stems pair two ways.
 Nothing here reads pixels.
 """
 
@@ -27,10 +32,22 @@ from pathlib import Path
 import numpy as np
 
 from segtutor.errors import DataError, Problem, listed
-from segtutor.formats import VOC_CLASS_NAMES, VOC_PALETTE, Color, voc_colormap
+from segtutor.formats import VOC_CLASS_NAMES, VOC_PALETTE, Color, is_image_file, voc_colormap
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["LAYOUTS", "Layout", "SplitFiles", "find_layout", "layout_names", "split_files"]
+__all__ = [
+    "LAYOUTS",
+    "MASK_FOLDERS",
+    "MASK_SUFFIXES",
+    "FolderNames",
+    "Layout",
+    "SplitFiles",
+    "find_layout",
+    "layout_names",
+    "mask_folder",
+    "mask_suffix",
+    "split_files",
+]
 
 
 @dataclass(frozen=True)
@@ -332,3 +349,90 @@ def _globbed(root: Path, layout: Layout, own: str, files: SplitFiles) -> list[Pa
                                       f"{own!r} split ({pattern})", "unpack the dataset's "
                                       "images here"))  # fmt: skip
     return images
+
+
+# ----------------------------------------------------------------------------------------------
+# segtutor's own folders under other common names
+
+MASK_FOLDERS = ("masks", "labels", "annotations")
+"""Names of the masks' folder next to `images/`; exactly one may hold masks.
+
+Introduced in `01_data.ipynb`."""
+
+MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_gt", "_seg")
+"""A mask's stem is its image's plus one of these, the same for every mask (`a.jpg` <->
+`a_mask.png`). Introduced in `01_data.ipynb`."""
+
+
+@dataclass(frozen=True)
+class FolderNames:
+    """How a plain folder names its masks: `masks/<stem>.png`, `labels/<stem>_mask.png`, ...
+
+    Introduced in `01_data.ipynb`.
+
+    Attributes:
+        masks: the masks' folder, one of `MASK_FOLDERS`.
+        suffix: what a mask's stem adds to its image's, one of `MASK_SUFFIXES`.
+    """
+
+    masks: str = "masks"
+    suffix: str = ""
+
+    def __str__(self) -> str:
+        return f"images/<stem>.* + {self.masks}/<stem>{self.suffix}.png"
+
+
+def mask_folder(root: str | Path) -> tuple[str, list[Problem]]:
+    """The name of `root`'s masks' folder, and a problem when two of them hold masks.
+
+    Introduced in `01_data.ipynb`. The one of `MASK_FOLDERS` that holds image files; else the
+    first that exists, else `"masks"` (whose absence the checks then report).
+    """
+    root = Path(root)
+    present = [name for name in MASK_FOLDERS if (root / name).is_dir()]
+    holding = [name for name in present if _holds_images(root / name)]
+    if len(holding) > 1:
+        found = " and ".join(name + "/" for name in holding)
+        return holding[0], [Problem(root, f"has masks in both {found}: which are the masks?",
+                                    "keep one of those folders here; move the other out of "
+                                    "the dataset folder")]  # fmt: skip
+    return (holding or present or ["masks"])[0], []
+
+
+def _holds_images(folder: Path) -> bool:
+    try:
+        return any(is_image_file(p) for p in folder.iterdir())
+    except OSError:  # the checks say that it cannot be listed
+        return False
+
+
+def mask_suffix(
+    image_stems: set[str], mask_stems: set[str], folder: str | Path
+) -> tuple[str, list[Problem]]:
+    """What every mask's stem adds to its image's (`""`, `"_mask"`, ...); a problem if two fit.
+
+    Introduced in `01_data.ipynb`.
+
+    Args:
+        image_stems: the images' stems.
+        mask_stems: the masks' stems.
+        folder: the masks' folder (named in the problem).
+
+    Returns:
+        The one suffix of `MASK_SUFFIXES` under which masks pair with images (`""` when none
+        does: the checks then report the unpaired files), and a problem when masks pair under
+        two (`a.png` and `a_mask.png` beside an image `a.jpg`, or a mix of namings).
+    """
+    examples = {}
+    for suffix in MASK_SUFFIXES:
+        paired = sorted(m for m in mask_stems if m.endswith(suffix)
+                        and m[: len(m) - len(suffix)] in image_stems)  # fmt: skip
+        if paired:
+            examples[suffix] = paired[0]
+    if len(examples) <= 1:
+        return next(iter(examples), ""), []
+    ways = [f"<stem>{suffix}.png (e.g. {stem}.png)" for suffix, stem in examples.items()]
+    return "", [Problem(folder, f"its masks pair with the images in {len(ways)} ways: as "
+                        f"{' and as '.join(ways)}", "name every mask one way, the image's stem "
+                        "plus the same suffix (none, _mask, _label, ...); move the others "
+                        "out")]  # fmt: skip

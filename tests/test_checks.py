@@ -116,9 +116,9 @@ def test_folder_layout_problems(tmp_path: Path, good: Path) -> None:
 
     no_masks = tmp_path / "no_masks"
     save(no_masks / "images" / "a.png", image_of(1))
-    save(no_masks / "labels" / "a.png", mask_of(1))
+    save(no_masks / "segmentations" / "a.png", mask_of(1))  # not a name segtutor knows
     (problem,) = problems_of(no_masks)
-    assert "no masks/ folder" in problem.message and "labels/" in problem.message
+    assert "no masks/ folder" in problem.message and "segmentations/" in problem.message
 
     splits = tmp_path / "splits"
     make_dataset(splits / "train", {"a": 1})

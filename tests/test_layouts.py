@@ -16,7 +16,7 @@ from PIL import Image
 
 from segtutor.checks import scan_layout
 from segtutor.cli import main
-from segtutor.data import load_splits
+from segtutor.data import SegmentationDataset, load_splits
 from segtutor.errors import DataError
 from segtutor.formats import VOC_PALETTE, voc_colormap
 from segtutor.layouts import LAYOUTS, find_layout, layout_names, split_files
@@ -283,3 +283,101 @@ def test_train_and_evaluate_run_on_each_layout(tmp_path, name, capsys):
     assert main(["train", "--data", str(given), "--epochs", "1", "--out", str(out), *args]) == 0
     assert main(["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(given)]) == 0
     assert LAYOUTS[name].class_names[-1] in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------
+# segtutor's own folders under other common names: labels/, annotations/, a_mask.png, palettes
+
+
+def generic(root: Path, masks: str, suffix: str, stems=("a", "b", "c")) -> Path:
+    """`root/images/<stem>.jpg` + `root/<masks>/<stem><suffix>.png`, mask k holding stripes [0, k]."""
+    for k, stem in enumerate(stems):
+        save_image(root / "images" / f"{stem}.jpg", k)
+        save_mask(root / masks / f"{stem}{suffix}.png", stripes([0, k + 1]))
+    return root
+
+
+@pytest.mark.parametrize(("masks", "suffix"), [("labels", ""), ("masks", "_mask"),
+                                               ("annotations", "_label"), ("labels", "_gt")])  # fmt: skip
+def test_masks_under_other_names_pair_with_their_images(tmp_path, masks, suffix, capsys):
+    root = generic(tmp_path / "ds", masks, suffix)
+    ds = SegmentationDataset(root)
+    assert ds.stems == ["a", "b", "c"] and ds.num_classes == 4
+    assert [p.name for p in ds.mask_paths] == [f"{s}{suffix}.png" for s in "abc"]
+    torch.testing.assert_close(ds[2][1], torch.from_numpy(stripes([0, 3])))
+    assert main(["check-data", str(root)]) == 0
+    out = capsys.readouterr().out
+    if (masks, suffix) != ("masks", ""):
+        assert f"files: images/<stem>.* + {masks}/<stem>{suffix}.png" in out
+
+
+def test_splits_with_labels_folders_load(tmp_path):
+    generic(tmp_path / "train", "labels", "_mask", ["a", "b"])
+    generic(tmp_path / "val", "labels", "_mask", ["c"])
+    train_ds, val_ds = load_splits(tmp_path)
+    assert (train_ds.stems, val_ds.stems) == (["a", "b"], ["c"])
+    torch.testing.assert_close(val_ds[0][1], torch.from_numpy(stripes([0, 1])))
+
+
+def test_two_folders_of_masks_are_an_error_not_a_guess(tmp_path, capsys):
+    root = generic(tmp_path / "ds", "masks", "")
+    save_mask(root / "labels" / "a.png", stripes([1, 0]))
+    with pytest.raises(DataError, match=r"has masks in both masks/ and labels/"):
+        SegmentationDataset(root)
+    assert main(["check-data", str(root)]) == 2
+    assert "has masks in both masks/ and labels/" in capsys.readouterr().out
+    code = main(["train", "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "has masks in both" in err and "Traceback" not in err
+
+
+def test_stems_that_pair_two_ways_are_an_error_not_a_guess(tmp_path):
+    root = generic(tmp_path / "ds", "masks", "")
+    save_mask(root / "masks" / "a_mask.png", stripes([2, 0]))  # a.png or a_mask.png for a.jpg?
+    with pytest.raises(DataError) as info:
+        SegmentationDataset(root)
+    (problem,) = info.value.problems
+    assert problem.path == root / "masks"
+    assert "2 ways: as <stem>.png (e.g. a.png) and as <stem>_mask.png (e.g. a_mask.png)" in (
+        problem.message
+    )
+
+
+def test_a_mask_suffix_no_image_has_is_reported_unpaired(tmp_path):
+    root = generic(tmp_path / "ds", "masks", "_mask")
+    save_mask(root / "masks" / "z_mask.png", stripes([1, 0]))
+    with pytest.raises(DataError, match=r"1 masks have no image with the same stem: z"):
+        SegmentationDataset(root)
+
+
+CLASS_DICT = "name,r,g,b\nSky,128,128,128\nRoad,128,64,128\nCar,64,0,128\n"
+LABELMAP = "# label:color_rgb:parts:actions\nSky:128,128,128::\nRoad:128,64,128::\nCar:64,0,128::\n"
+
+
+@pytest.mark.parametrize(("name", "text"), [("class_dict.csv", CLASS_DICT),
+                                            ("labelmap.txt", LABELMAP)])  # fmt: skip
+def test_colour_masks_with_a_palette_file(tmp_path, name, text, capsys):
+    root = tmp_path / "ds"
+    colours = [(128, 128, 128), (128, 64, 128), (64, 0, 128)]
+    for k, stem in enumerate(["a", "b"]):
+        save_image(root / "images" / f"{stem}.png", k)
+        rgb = np.array(colours, dtype=np.uint8)[stripes([0, 2, 1, k + 1])]  # (H, W, 3)
+        (root / "labels").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).save(root / "labels" / f"{stem}_label.png")
+    (root / name).write_text(text)
+    ds = SegmentationDataset(root)
+    assert ds.class_names == ["Sky", "Road", "Car"] and ds.palette == colours
+    torch.testing.assert_close(ds[1][1], torch.from_numpy(stripes([0, 2, 1, 2])))
+    assert main(["check-data", str(root)]) == 0
+    assert f"metadata: {root / name}" in capsys.readouterr().out
+
+
+def test_a_broken_palette_file_is_named(tmp_path):
+    root = generic(tmp_path / "ds", "masks", "")
+    (root / "class_dict.csv").write_text("name,red,green,blue\nSky,1,2,3\n")
+    with pytest.raises(DataError) as info:
+        SegmentationDataset(root)
+    (problem,) = info.value.problems
+    assert problem.path == root / "class_dict.csv" and "cannot be read as a palette" in (
+        problem.message
+    )
