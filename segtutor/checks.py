@@ -330,12 +330,21 @@ def _collect(report: DatasetReport, options: _Options) -> None:
 def _check_pairs(report: DatasetReport, options: _Options) -> None:
     """Check every pair of `report` (images and masks), one problem per kind of trouble."""
     root = report.root
-    found: dict[str, list[tuple[Path, str]]] = {kind: [] for kind in _PAIR_PROBLEMS}
+    # kind -> (file, detail); "oriented" becomes a note, not a problem
+    found: dict[str, list[tuple[Path, str]]] = {k: [] for k in [*_PAIR_PROBLEMS, "oriented"]}
     for stem, image_path, mask_path in zip(
         report.stems, report.image_paths, report.mask_paths, strict=True
     ):
-        image_size = _check_image(report, image_path, found, options.decode_images)
-        _check_mask(report, stem, mask_path, image_path, image_size, found, options.keep_masks)
+        image_size, turn = _check_image(report, image_path, found, options.decode_images)
+        _check_mask(
+            report, stem, mask_path, (image_path, image_size, turn), found, options.keep_masks
+        )
+    oriented = found.pop("oriented")
+    if oriented:
+        names = listed([f"{path.name} ({detail})" for path, detail in oriented])
+        report.notes.append(f"images with an EXIF orientation tag, which viewers apply and "
+                            f"segtutor does not (it reads the stored pixels, as masks are "
+                            f"stored): {names}; check their masks match the stored pixels")  # fmt: skip
     for kind, (folder, message, fix) in _PAIR_PROBLEMS.items():
         folder = report.names.masks if folder == "masks" else folder
         _add(report.problems, root / folder, found[kind], message, fix)
@@ -474,20 +483,31 @@ _PAIR_PROBLEMS = {
                "palette PNGs) need none"),
     "unmapped": ("masks", "", "check it is the right file (e.g. Cityscapes' _labelIds.png, not "
                  "_color.png) and that --format names its dataset"),
+    "exif": ("masks", "matches its image only as viewers show it, turned by the image's EXIF "
+             "orientation tag; segtutor reads the stored pixels, unturned:", "save the image "
+             "with the turn applied (PIL: ImageOps.exif_transpose(image).save(path), or 'rotate "
+             "losslessly' in an image viewer), so that stored image and mask agree"),
     "negative": ("masks", "has negative label values:", "save masks with class indices "
                  "0..num_classes-1 and 255 for ignore"),
 }  # fmt: skip
 
 
+_ORIENTATION = 0x0112  # the EXIF tag; 1 is upright, 5-8 turn the image by 90 degrees
+
+
 def _check_image(
     report: DatasetReport, path: Path, found: dict[str, list], decode: bool
-) -> tuple[int, int] | None:
-    """Read one image's header (and verify it); return its `(W, H)`, None when unreadable."""
-    size, mode = None, "?"
+) -> tuple[tuple[int, int] | None, bool]:
+    """Read one image's header (and verify it): its `(W, H)` (None when unreadable), and
+    whether its EXIF orientation turns it by 90 degrees when viewed."""
+    size, mode, orientation = None, "?", 1
     try:  # header only, plus verify() (reads the file, checks its structure, decodes nothing)
         with Image.open(path) as img:
             size, mode, image_format = img.size, img.mode, img.format
+            orientation = _orientation(img)
             img.verify()
+        if orientation != 1:  # a note, or a problem when the mask fits the turned view
+            found["oriented"].append((path, f"orientation {orientation}"))
         if decode:
             decode_image(path)
         elif image_format == "JPEG" and not jpeg_is_complete(path):
@@ -498,20 +518,30 @@ def _check_image(
         found["unsupported"].append((path, "32-bit float"))
     report.image_sizes.append(size or (0, 0))
     report.image_modes.append(mode)
-    return size
+    return size, orientation in (5, 6, 7, 8)
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation the header already holds (JPEG's APP1); 1 without EXIF."""
+    raw = img.info.get("exif")  # getexif() would read on, and verify() must come first
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    exif.load(raw)
+    return int(exif.get(_ORIENTATION, 1))
 
 
 def _check_mask(
     report: DatasetReport,
     stem: str,
     path: Path,
-    image_path: Path,
-    image_size: tuple[int, int] | None,
+    image: tuple[Path, tuple[int, int] | None, bool],
     found: dict[str, list],
     keep: bool,
 ) -> None:
-    """Read one mask's header, compare its size, decode it once and count its values."""
-    mode, counts = "?", None
+    """Read one mask's header, compare its size with its `image` (path, size, turned by EXIF),
+    decode it once and count its values."""
+    (image_path, image_size, turned), mode, counts = image, "?", None
     try:
         with Image.open(path) as img:
             size, mode, mask_format = img.size, img.mode, img.format
@@ -519,7 +549,12 @@ def _check_mask(
         found["unreadable"].append((path, unreadable_reason(error, path)))
     else:
         if image_size is not None and size != image_size:
-            found["size"].append((path, _size_detail(size, image_path, image_size)))
+            exif = turned and size == image_size[::-1]  # drawn on the turned view
+            found["exif" if exif else "size"].append(
+                (path, _size_detail(size, image_path, image_size))
+            )
+            if exif:  # a problem, so no longer only a note
+                found["oriented"].pop()
         if mask_format == "JPEG" or path.suffix.lower() in LOSSY_EXTENSIONS:
             found["lossy"].append((path, ""))  # its values are noise: do not count them
         elif mode not in MASK_MODES:
@@ -531,7 +566,7 @@ def _check_mask(
 
 
 def _size_detail(size: tuple[int, int], image_path: Path, image_size: tuple[int, int]) -> str:
-    rotated = " (rotated: EXIF orientation?)" if size == image_size[::-1] else ""
+    rotated = " (turned by 90 degrees)" if size == image_size[::-1] else ""
     return (f"mask {size[0]}x{size[1]}, image {image_path.name} "
             f"{image_size[0]}x{image_size[1]}{rotated}")  # fmt: skip
 

@@ -26,13 +26,22 @@ Nothing here reads pixels.
 
 from __future__ import annotations
 
+import glob
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from segtutor.errors import DataError, Problem, listed
-from segtutor.formats import VOC_CLASS_NAMES, VOC_PALETTE, Color, is_image_file, voc_colormap
+from segtutor.formats import (
+    LOSSY_EXTENSIONS,
+    VOC_CLASS_NAMES,
+    VOC_PALETTE,
+    Color,
+    is_image_file,
+    voc_colormap,
+)
 from segtutor.settings import IGNORE_INDEX
 
 __all__ = [
@@ -310,11 +319,31 @@ def split_files(root: str | Path, layout: Layout, split: str) -> SplitFiles:
             files.stems.append(image.stem)
             files.image_paths.append(image)
             files.mask_paths.append(mask)
-    for path in missing:
-        files.problems.append(Problem(path, f"is missing (its pair is in the {own!r} split)",
-                                      "restore it from the dataset's archive, or remove the "
-                                      "stem from the split"))  # fmt: skip
+    files.problems += [_missing(path, own, layout) for path in missing]
     return files
+
+
+def _missing(path: Path, own: str, layout: Layout) -> Problem:
+    """A listed file that is not there, naming what is there instead (a JPEG, a `_color.png`)."""
+    prefix = os.path.commonprefix([path.name, path.with_suffix(".jpg").name])  # the stem + "."
+    for cut in ("_gtFine_", "_leftImg8bit"):  # Cityscapes: the other renderings of one frame
+        prefix = prefix.split(cut)[0]
+    try:
+        others = sorted(p.name for p in path.parent.glob(glob.escape(prefix) + "*") if p != path)
+    except OSError:
+        others = []
+    message = f"is missing (its pair is in the {own!r} split)"
+    if not others:
+        return Problem(path, message, "restore it from the dataset's archive, or remove the "
+                       "stem from the split")  # fmt: skip
+    message += f"; beside it: {listed(others)}"
+    if any(Path(o).suffix.lower() in LOSSY_EXTENSIONS for o in others):
+        fix = (f"a JPEG mask's values are blurred by its lossy compression: re-export the mask "
+               f"as a PNG ({path.name}) from the original labels, or restore it from the archive")  # fmt: skip
+    else:
+        fix = (f"{layout.title} reads {path.name} (stored label values, not a rendering of "
+               "them): restore it from the dataset's archive")  # fmt: skip
+    return Problem(path, message, fix)
 
 
 def _images_folder(root: Path, layout: Layout, own: str) -> Path:

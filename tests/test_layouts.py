@@ -381,3 +381,115 @@ def test_a_broken_palette_file_is_named(tmp_path):
     assert problem.path == root / "class_dict.csv" and "cannot be read as a palette" in (
         problem.message
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input: one clear message each through the command line, exit 2, nothing mislabelled
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """Exit code and everything printed; fails on a traceback."""
+    code = main(argv)
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text
+    return code, text
+
+
+def check_and_train(given: Path, tmp_path: Path, capsys) -> list[str]:
+    """What check-data and train print on a broken dataset; both must exit with 2."""
+    texts = []
+    for argv in (["check-data", str(given)],
+                 ["train", "--data", str(given), "--epochs", "1", "--out", str(tmp_path / "r")]):  # fmt: skip
+        code, text = run_cli(argv, capsys)
+        assert code == 2, text
+        texts.append(text)
+    assert not (tmp_path / "r" / "best.pt").exists()
+    return texts
+
+
+def test_a_voc_root_without_imagesets_names_the_split_file(tmp_path, capsys):
+    given, root, _ = make_voc(tmp_path)
+    for path in (root / "ImageSets" / "Segmentation").iterdir():
+        path.unlink()
+    (root / "ImageSets" / "Segmentation").rmdir()
+    (root / "ImageSets").rmdir()
+    for text in check_and_train(given, tmp_path, capsys):
+        assert str(root / "ImageSets" / "Segmentation" / "train.txt") in text
+        assert "cannot be read" in text and "restore it" in text
+
+
+def test_cityscapes_without_gtfine_through_the_command_line(tmp_path, capsys):
+    given, root, _ = make_cityscapes(tmp_path)
+    for path in sorted((root / "gtFine").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (root / "gtFine").rmdir()
+    for text in check_and_train(given, tmp_path, capsys):
+        assert f"{root}: looks like Cityscapes" in text and "has no gtFine/" in text
+
+
+def test_a_trimap_saved_as_jpeg_is_refused(tmp_path, capsys):
+    given, root, _ = make_pets(tmp_path)
+    trimap = root / "annotations" / "trimaps" / "Bengal_3.png"
+    with Image.open(trimap) as img:
+        img.convert("L").save(trimap, format="JPEG", quality=75)  # .png name, JPEG inside
+    for text in check_and_train(given, tmp_path, capsys):
+        assert f"{trimap}: is a JPEG mask" in text and "save masks as PNG" in text
+
+
+def test_a_trimap_that_is_only_a_jpg_file_is_named(tmp_path, capsys):
+    given, root, _ = make_pets(tmp_path)
+    trimap = root / "annotations" / "trimaps" / "Bengal_3.png"
+    with Image.open(trimap) as img:
+        img.convert("L").save(trimap.with_suffix(".jpg"), quality=75)
+    trimap.unlink()
+    for text in check_and_train(given, tmp_path, capsys):
+        assert f"{trimap}: is missing" in text and "beside it: Bengal_3.jpg" in text
+        assert "re-export the mask as a PNG (Bengal_3.png)" in text
+
+
+def test_a_cityscapes_color_png_where_ids_belong_through_the_command_line(tmp_path, capsys):
+    given, root, _ = make_cityscapes(tmp_path)
+    mask = next((root / "gtFine" / "val").rglob("*_labelIds.png"))
+    colours = np.zeros((H, W, 3), dtype=np.uint8)
+    colours[:, : W // 2] = (128, 64, 128)  # road, as `_color.png` draws it
+    Image.fromarray(colours).save(mask)
+    for text in check_and_train(given, tmp_path, capsys):
+        assert f"{mask}: is a RGB image, not a mask of label values" in text
+        assert "_labelIds.png, not _color.png" in text
+
+
+def test_only_the_color_png_of_a_cityscapes_frame_is_named(tmp_path, capsys):
+    given, root, _ = make_cityscapes(tmp_path)
+    mask = next((root / "gtFine" / "val").rglob("*_labelIds.png"))
+    color = mask.with_name(mask.name.replace("_labelIds", "_color"))
+    mask.rename(color)
+    for text in check_and_train(given, tmp_path, capsys):
+        assert f"{mask}: is missing" in text and f"beside it: {color.name}" in text
+        assert f"reads {mask.name} (stored label values, not a rendering" in text
+
+
+def save_oriented(path: Path, orientation: int, size=(W, H)) -> None:
+    """A JPEG stored `size` (W, H) whose EXIF tag tells viewers to turn or flip it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", size, (90, 40, 10)).save(path, exif=exif)
+
+
+def test_an_image_turned_by_exif_against_its_mask_is_refused(tmp_path, capsys):
+    root = generic(tmp_path / "ds", "masks", "", ["a", "b"])
+    save_oriented(root / "images" / "b.jpg", 6)  # stored 48x32, viewed 32x48
+    save_mask(root / "masks" / "b.png", stripes([0, 1]).T)  # drawn on the view: 32x48
+    for text in check_and_train(root, tmp_path, capsys):
+        assert f"{root / 'masks' / 'b.png'}: matches its image only as viewers show it" in text
+        assert "EXIF orientation" in text and "exif_transpose" in text
+        assert "differs in size" not in text  # one message, not two
+
+
+def test_an_oriented_image_whose_mask_fits_its_stored_pixels_is_a_note(tmp_path, capsys):
+    root = generic(tmp_path / "ds", "masks", "", ["a", "b"])
+    save_oriented(root / "images" / "b.jpg", 3)  # 180 degrees: the size cannot tell
+    code, text = run_cli(["check-data", str(root)], capsys)
+    assert code == 0, text
+    assert "note: images with an EXIF orientation tag" in text and "b.jpg (orientation 3)" in text
