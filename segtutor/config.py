@@ -132,6 +132,9 @@ class History:
 
     epoch: list[int] = field(default_factory=list)  # 1-based epoch numbers
     train_loss: list[float] = field(default_factory=list)  # mean over the epoch's training pixels
+    # The main head's loss alone on the same batches: on the val loss's scale. It is train_loss
+    # itself unless the model is deep-supervised, whose train_loss adds the coarse heads' losses.
+    train_main_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_iou: list[list[float]] = field(default_factory=list)  # per class
     val_miou: list[float] = field(default_factory=list)
@@ -176,11 +179,14 @@ class History:
         lr: float,
         seconds: float,
         val_s: float = 0.0,
+        train_main_loss: float | None = None,
     ) -> None:
         """Record one epoch: its losses, the val metrics from `cm` (None: not validated, NaN),
-        its last lr, its duration and the part of it spent validating."""
+        its last lr, its duration and the part of it spent validating. `train_main_loss` None:
+        the model has one head, so it is `train_loss`."""
         self.epoch.append(epoch)
         self.train_loss.append(train_loss)
+        self.train_main_loss.append(train_loss if train_main_loss is None else train_main_loss)
         self.val_loss.append(val_loss)
         if cm is None:  # not validated: as many NaN as classes (none known before any epoch)
             self.val_iou.append([math.nan] * len(self.val_iou[-1] if self.val_iou else []))
@@ -199,6 +205,8 @@ class History:
         names = [f for f in cls.__dataclass_fields__ if f not in texts]
         lists = {name: _none_to_nan(list(data.get(name, []))) for name in names}
         lists["epoch"] = [int(e) for e in lists["epoch"]]
+        if "train_main_loss" not in data:  # written before the field existed: not known
+            lists["train_main_loss"] = [math.nan] * len(lists["epoch"])
         return cls(**lists, **{name: str(data.get(name, "")) for name in texts})
 
 

@@ -281,16 +281,15 @@ def fit(
         val_loader: the same for validation; use batch size 1 if image sizes vary.
         config: hyper-parameters (`TrainConfig()` if None).
         callbacks: `Callback` objects or functions `f(epoch, history)`; returning True stops.
-        resume_from: a checkpoint (path or dict) written by `fit`, best the last-epoch one:
-            continues its run (weights, optimizer, schedule, history, random state).
+        resume_from: a checkpoint of `fit` (path or dict; best `last.pt`): its run continues.
         loss_fn: a loss `(logits, masks) -> scalar`; default `build_loss(config.loss, ...)`.
 
     Returns:
         The `History`; the model ends on the epoch with the best val mIoU, as does
         `config.checkpoint_path` (if set). A NaN or infinite loss raises `FloatingPointError`.
 
-    Under torchrun every process calls `fit` with the same arguments (`train_loader` from
-    `make_loader(..., shuffle=True)`: each its share); one callback asking to stop stops all.
+    Under torchrun every process calls `fit` alike (`make_loader(..., shuffle=True)` shares the
+    training images); one callback asking to stop stops all.
     """
     config = config or TrainConfig()
     device = choose_device(config.device)
@@ -321,9 +320,9 @@ def fit(
     )  # fmt: skip
 
     for epoch in range(len(history) + 1, config.num_epochs + 1):
-        epoch_start = run.start_epoch(epoch)
+        epoch_start, logged = run.start_epoch(epoch), _MainHeadLog(loss_fn)  # + main head alone
         train_loss = train_one_epoch(
-            net, train_loader, loss_fn, optimizer, step=run.step, epoch=epoch, **step_options
+            net, train_loader, logged, optimizer, step=run.step, epoch=epoch, **step_options
         )
         broadcast_buffers(model)  # every process validates the model rank 0 saves
         cm, val_loss, val_start = None, math.nan, time.monotonic()
@@ -331,7 +330,8 @@ def fit(
             cm, val_loss = validate(model, val_loader, num_classes, loss_fn=loss_fn, **val_options)
             run.note_validation(time.monotonic() - val_start)
         lr, seconds = optimizer.param_groups[0]["lr"], time.monotonic() - epoch_start
-        history.append(epoch, train_loss, val_loss, cm, lr=lr, seconds=seconds, val_s=run.val_s)
+        history.append(epoch, train_loss, val_loss, cm, lr=lr, seconds=seconds, val_s=run.val_s,
+                       train_main_loss=logged.mean())  # fmt: skip
         improved = run.keep_best(history.val_miou[-1])
         if is_main_process():  # one writer per file
             run.write_checkpoints(improved)
@@ -350,6 +350,34 @@ def fit(
         _print_end(history)
     call_callbacks(run.callbacks, "on_train_end", history)
     return history
+
+
+class _MainHeadLog(nn.Module):
+    """`loss`, unchanged, that also sums the main head's loss alone (`History.train_main_loss`).
+
+    A deep-supervised model's training loss adds its coarse heads' losses; validation scores the
+    main head alone, so `fit` logs that on the training batches too (no gradients): same scale.
+    """
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss, self.loss_sum, self.num_images = loss, 0.0, 0
+
+    def forward(self, outputs: Any, masks: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(outputs, masks)
+        main = loss.detach()  # one head: the training loss is the main head's
+        if not isinstance(outputs, torch.Tensor):  # (logits, aux): the main head alone
+            with torch.no_grad():
+                inner = getattr(self.loss, "loss", None)  # DeepSupervisionLoss: each head's loss
+                main = inner(outputs[0], masks) if inner else torch.tensor(math.nan)
+        self.loss_sum += main.item() * masks.shape[0]  # as train_one_epoch sums its loss
+        self.num_images += masks.shape[0]
+        return loss
+
+    def mean(self) -> float:
+        """Mean per image so far (over every process under torchrun)."""
+        loss_sum, num_images = sum_over_processes(self.loss_sum, self.num_images)
+        return loss_sum / max(num_images, 1)
 
 
 def _seconds_per_image(
@@ -428,8 +456,10 @@ def _print_end(history: History) -> None:
 
 
 def _print_epoch(history: History, config: TrainConfig, improved: bool) -> None:
+    main, total = history.train_main_loss[-1], history.train_loss[-1]
+    heads = f" (main head {main:.4f})" if main != total else ""  # deep supervision: the sum
     tqdm.write(
-        f"epoch {history.epoch[-1]}/{config.num_epochs}  train loss {history.train_loss[-1]:.4f}  "
+        f"epoch {history.epoch[-1]}/{config.num_epochs}  train loss {total:.4f}{heads}  "
         f"val loss {history.val_loss[-1]:.4f}  val mIoU {history.val_miou[-1]:.4f}  "
         f"lr {history.lr[-1]:.1e}  {history.epoch_time_s[-1]:.1f}s{'  *best' if improved else ''}"
     )

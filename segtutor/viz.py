@@ -297,7 +297,12 @@ def _valid_max(mask: Any) -> int:
 
 
 def plot_history(history: Any) -> Figure:
-    """Training curves: train and val loss (left), val mIoU with the best epoch marked (right).
+    """Training curves: loss per epoch (left), val mIoU with the best epoch marked (right).
+
+    The left panel compares like with like: the main head's loss on the training batches
+    (`History.train_main_loss`) and on the validation images. A deep-supervised model trains on
+    the sum of its heads' losses, on another scale; that total is drawn too, dashed and labelled
+    apart, when it differs.
 
     Introduced in `06_visualisation.ipynb`.
 
@@ -305,11 +310,17 @@ def plot_history(history: Any) -> Figure:
         history: a `segtutor.config.History` (what `fit` returns) or its `to_dict()`.
     """
     data = history.to_dict() if hasattr(history, "to_dict") else dict(history)
-    epochs = data["epoch"]
+    epochs, total = data["epoch"], _nan(data["train_loss"])
+    main = _nan(data.get("train_main_loss") or [])
+    if len(main) != len(epochs) or np.isnan(main).all():
+        main = total  # a history from before the field, or one head: the total is the main head's
     fig = Figure(figsize=(8, 3), dpi=_DPI, layout="constrained")
     ax_loss, ax_miou = fig.subplots(1, 2)
-    ax_loss.plot(epochs, data["train_loss"], "o-", ms=3, label="train")
+    ax_loss.plot(epochs, main, "o-", ms=3, label="train")
     ax_loss.plot(epochs, _nan(data["val_loss"]), "o-", ms=3, label="val")
+    if not np.allclose(main, total, equal_nan=True):  # deep supervision
+        ax_loss.lines[0].set_label("train, main head")
+        ax_loss.plot(epochs, total, "--", color="0.6", label="train, all heads (what trains)")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend(fontsize=8)
     ax_miou.plot(epochs, _nan(data["val_miou"]), "o-", ms=3, color="C1", label="val mIoU")

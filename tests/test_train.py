@@ -395,6 +395,39 @@ def test_deep_supervision_adds_the_heads_losses_to_the_training_loss():
         torch.testing.assert_close(after.detach(), before, rtol=1e-4, atol=0)
 
 
+def test_fit_logs_the_main_heads_training_loss_on_the_val_loss_scale():
+    from segtutor.losses import build_loss
+    from segtutor.model import UNet
+
+    seed_everything(0)
+    model = UNet(num_classes=NUM_CLASSES, base_width=4, depth=2, deep_supervision=True)
+    # lr 0: the weights stay as they were, so the losses can be recomputed after fit
+    frozen = replace(
+        CONFIG, num_epochs=1, lr=0.0, weight_decay=0.0, scheduler="none", amp=False,
+        channels_last=False,
+    )  # fmt: skip
+    train_loader = make_loader(colour_dataset(12), batch_size=4)  # not shuffled: batches known
+    history = fit(model, train_loader, loaders()[1], frozen)
+    loss, main_sum, total_sum, count = build_loss(frozen.loss, NUM_CLASSES), 0.0, 0.0, 0
+    model.train()  # BatchNorm on each batch's statistics, as during the epoch
+    with torch.no_grad():
+        for images, masks in train_loader:
+            logits, aux = model(images)
+            main_sum += loss(logits, masks).item() * len(images)
+            total_sum += (loss(logits, masks) + 0.5 * loss(aux[0], masks)).item() * len(images)
+            count += len(images)
+    assert history.train_main_loss[0] == pytest.approx(main_sum / count, rel=1e-5)
+    assert history.train_loss[0] == pytest.approx(total_sum / count, rel=1e-5)
+    assert history.train_main_loss[0] < history.train_loss[0]  # the heads add to the total
+    # one head: the main head's loss is the training loss
+    plain = fit(new_model(), *loaders(), replace(CONFIG, num_epochs=2))
+    assert plain.train_main_loss == plain.train_loss
+    # a history written before the field existed reads back with NaN, one per epoch
+    old = {k: v for k, v in plain.to_dict().items() if k != "train_main_loss"}
+    assert all(math.isnan(v) for v in History.from_dict(old).train_main_loss)
+    assert len(History.from_dict(old).train_main_loss) == 2
+
+
 # --- train_one_epoch, validate, should_stop ---------------------------------------------------
 
 

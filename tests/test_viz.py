@@ -151,6 +151,30 @@ def test_plot_history_from_history_and_dict():
         assert (list(best.get_xdata()), list(best.get_ydata())) == ([2], [0.6])
 
 
+def test_plot_history_compares_the_main_heads_training_loss_with_val():
+    history = History(
+        epoch=[1, 2],
+        train_loss=[3.0, 1.5],  # deep supervision: the main head's loss plus the coarse heads'
+        train_main_loss=[1.2, 0.6],
+        val_loss=[1.0, 0.7],
+        val_iou=[[0.5, 0.1]] * 2,
+        val_miou=[0.3, 0.6],
+        val_pixel_accuracy=[0.7] * 2,
+        lr=[1e-3] * 2,
+        epoch_time_s=[1.0] * 2,
+    )
+    loss_ax = plot_history(history).axes[0]
+    lines = {line.get_label(): list(line.get_ydata()) for line in loss_ax.lines}
+    assert lines == {
+        "train, main head": [1.2, 0.6],
+        "val": [1.0, 0.7],
+        "train, all heads (what trains)": [3.0, 1.5],
+    }
+    one_head = History.from_dict({**history.to_dict(), "train_main_loss": [3.0, 1.5]})
+    labels = [line.get_label() for line in plot_history(one_head).axes[0].lines]
+    assert labels == ["train", "val"]  # nothing to tell apart
+
+
 def test_plot_confusion_annotates_percentages_and_counts():
     matrix = torch.tensor([[3, 1], [0, 2000]])
     fig = plot_confusion(matrix, class_names=["bg", "disc"])
