@@ -13,7 +13,7 @@ from segtutor.exercises import ex04 as ex
 # ---- q1: train_one_epoch --------------------------------------------------------------------
 
 
-def train_one_epoch(model, loader, optimizer, loss_fn):
+def train_one_epoch(model, loader, loss_fn, optimizer):
     device = next(model.parameters()).device
     model.train()
     loss_sum, num_images = 0.0, 0
@@ -52,36 +52,46 @@ def test_q1_solution_passes():
     assert ex.q1.check(train_one_epoch, show=False)
 
 
+def test_q1_takes_the_arguments_in_the_librarys_order():
+    # the notebook checks the loop it wrote against segtutor.train.train_one_epoch: the exercise
+    # must ask for the same signature, (model, loader, loss_fn, optimizer)
+    from segtutor.train import train_one_epoch as library_epoch
+
+    assert ex.q1.check(library_epoch, show=False)
+    swapped = ex.q1.check(lambda m, lo, o, f: train_one_epoch(m, lo, f, o), show=False)
+    assert not swapped
+
+
 def test_q1_tensor_loss_is_accepted():
-    def tensor_mean(model, loader, optimizer, loss_fn):
-        return torch.tensor(train_one_epoch(model, loader, optimizer, loss_fn))
+    def tensor_mean(model, loader, loss_fn, optimizer):
+        return torch.tensor(train_one_epoch(model, loader, loss_fn, optimizer))
 
     assert ex.q1.check(tensor_mean, show=False)
 
 
 def test_q1_forgot_zero_grad():
-    result = ex.q1.check(lambda m, lo, o, f: _epoch(m, lo, o, f, zero_grad=False), show=False)
+    result = ex.q1.check(lambda m, lo, f, o: _epoch(m, lo, o, f, zero_grad=False), show=False)
     assert not result and "zero_grad" in result.message and "sum of the gradients" in result.message
 
 
 def test_q1_forgot_model_train():
-    result = ex.q1.check(lambda m, lo, o, f: _epoch(m, lo, o, f, train=False), show=False)
+    result = ex.q1.check(lambda m, lo, f, o: _epoch(m, lo, o, f, train=False), show=False)
     assert not result and "model.train()" in result.message and "eval mode" in result.message
 
 
 def test_q1_forgot_step():
-    result = ex.q1.check(lambda m, lo, o, f: _epoch(m, lo, o, f, step=False), show=False)
+    result = ex.q1.check(lambda m, lo, f, o: _epoch(m, lo, o, f, step=False), show=False)
     assert not result and "optimizer.step()" in result.message
 
 
 def test_q1_mean_over_batches():
-    result = ex.q1.check(lambda m, lo, o, f: _epoch(m, lo, o, f, average="batches"), show=False)
+    result = ex.q1.check(lambda m, lo, f, o: _epoch(m, lo, o, f, average="batches"), show=False)
     assert not result and "last batch is smaller" in result.message
 
 
 def test_q1_no_return():
-    def no_return(model, loader, optimizer, loss_fn):
-        train_one_epoch(model, loader, optimizer, loss_fn)
+    def no_return(model, loader, loss_fn, optimizer):
+        train_one_epoch(model, loader, loss_fn, optimizer)
 
     result = ex.q1.check(no_return, show=False)
     assert not result and "None" in result.message
@@ -93,7 +103,7 @@ def test_q1_wrong_signature_explained():
 
 
 def test_q1_not_attempted():
-    def train_one_epoch(model, loader, optimizer, loss_fn):
+    def train_one_epoch(model, loader, loss_fn, optimizer):
         raise NotImplementedError("your code here")
 
     assert ex.q1.check(train_one_epoch, show=False).status == "not_attempted"

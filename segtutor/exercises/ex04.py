@@ -92,7 +92,7 @@ class TrainOneEpoch(Question):
         "by the number of images, not by the number of batches.",
     )
     solution_code = """\
-def train_one_epoch(model, loader, optimizer, loss_fn):
+def train_one_epoch(model, loader, loss_fn, optimizer):
     device = next(model.parameters()).device
     model.train()
     loss_sum, num_images = 0.0, 0
@@ -136,7 +136,8 @@ def train_one_epoch(model, loader, optimizer, loss_fn):
 
     def run(self, answer, case):
         model, loader, opt, loss_fn = _setup(*case.args)
-        loss = super().run(answer, Case(model, loader, opt, loss_fn))
+        # the library's argument order: segtutor.train.train_one_epoch(model, loader, loss_fn, opt)
+        loss = super().run(answer, Case(model, loader, loss_fn, opt))
         if loss is None:
             raise Incorrect("Your function returned None: return the mean training loss.")
         return _result(model, loss)
