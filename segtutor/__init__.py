@@ -33,6 +33,7 @@ from segtutor.model import UNet, build_unet, count_flops, count_parameters
 from segtutor.recipe import RecipeOptions, Run, prepare
 from segtutor.runtime import choose_device, seed_everything
 from segtutor.settings import IGNORE_INDEX, quick_mode
+from segtutor.torchvision_data import from_torchvision
 from segtutor.train import evaluate, fit, should_stop, train_one_epoch, validate
 from segtutor.transforms import eval_transforms, train_transforms
 
@@ -61,6 +62,7 @@ __all__ = [
     "eval_transforms",
     "evaluate",
     "fit",
+    "from_torchvision",
     "load_checkpoint",
     "load_splits",
     "make_loader",

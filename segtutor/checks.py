@@ -46,6 +46,7 @@ from segtutor.layouts import (
     MASK_FOLDERS,
     FolderNames,
     Layout,
+    SplitFiles,
     mask_folder,
     mask_suffix,
     split_files,
@@ -56,6 +57,7 @@ __all__ = [
     "DatasetReport",
     "scan",
     "scan_folders",
+    "scan_files",
     "scan_layout",
     "scan_splits",
     "split_folders",
@@ -216,17 +218,35 @@ def scan_layout(
         layout: the layout.
         splits: segtutor's split names (default: every split of the layout).
     """
-    root = Path(root)
+    files = {split: split_files(root, layout, split) for split in splits or list(layout.splits)}
+    options = {"num_classes": num_classes, "class_names": class_names}
+    return scan_files(files, layout, **options, keep_masks=keep_masks, decode_images=decode_images)
+
+
+def scan_files(
+    files: dict[str, SplitFiles],
+    layout: Layout,
+    *,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    keep_masks: bool = False,
+    decode_images: bool = False,
+) -> dict[str, DatasetReport]:
+    """`scan` listed pairs stored in a layout's encoding: `{"train": files, ...}` -> reports.
+
+    Introduced in `01_data.ipynb`. What `scan_layout` does once it has listed the pairs; the
+    wrappers of `torchvision.datasets` (`segtutor.torchvision_data`) give their own lists.
+    Arguments as for `scan_layout`.
+    """
     names = list(class_names) if class_names is not None else layout.class_names
     options = _Options(False, layout.palette, names, keep_masks, decode_images)
     reports = {}
-    for split in splits or list(layout.splits):
-        files = split_files(root, layout, split)
-        report = DatasetReport(root=files.folder, layout=layout)
+    for split, pairs in files.items():
+        report = DatasetReport(root=pairs.folder, layout=layout)
         report.lookup, report.palette = layout.lookup, list(layout.palette)
-        report.problems += files.problems
-        report.stems, report.image_paths = files.stems, files.image_paths
-        report.mask_paths = files.mask_paths
+        report.problems += pairs.problems
+        report.stems, report.image_paths = list(pairs.stems), list(pairs.image_paths)
+        report.mask_paths = list(pairs.mask_paths)
         _check_pairs(report, options)  # the pairs that exist: every problem at once
         reports[split] = report
     inferred = num_classes is None
