@@ -339,7 +339,7 @@ def read_photo(source: str | Path | bytes | BinaryIO, name: str | None = None) -
         orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
     if orientation not in _UPRIGHT:
         return pixels
-    return np.asarray(Image.fromarray(pixels).transpose(_UPRIGHT[orientation]))
+    return np.array(Image.fromarray(pixels).transpose(_UPRIGHT[orientation]))
 
 
 @dataclass
@@ -403,7 +403,7 @@ class Predictor:
     def logits(self, pixels: np.ndarray) -> torch.Tensor:
         """Logits of one RGB uint8 photo `(H, W, 3)`: float32 `(C, H, W)` at its own size."""
         height, width = pixels.shape[:2]
-        image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # (3, H, W)
+        image = torch.tensor(pixels, dtype=torch.uint8).permute(2, 0, 1)  # (3, H, W), a copy
         transform = eval_transforms(self.input_size, scale=self.scale)
         images, _ = transform(image, torch.zeros(height, width, dtype=torch.int64))
         window = None if self.input_size or self.window is None else self._window()
