@@ -186,6 +186,16 @@ def test_plot_confusion_annotates_percentages_and_counts():
         plot_confusion(matrix, normalize="rows")
 
 
+def test_plot_confusion_by_columns_shows_precision():
+    # background predicted as bar: bar's recall (its row) is perfect, its precision is not
+    matrix = torch.tensor([[90, 10], [0, 30]])  # rows: truth (bg, bar); columns: prediction
+    rows = [t.get_text() for t in plot_confusion(matrix, normalize="true").axes[0].texts]
+    columns = plot_confusion(matrix, ["bg", "bar"], normalize="pred").axes[0]
+    assert rows == ["90%\n90", "10%\n10", "0%\n0", "100%\n30"]
+    assert [t.get_text() for t in columns.texts] == ["100%\n90", "25%\n10", "0%\n0", "75%\n30"]
+    assert columns.get_title() == "confusion matrix (normalised: pred)"
+
+
 def test_plot_confusion_accepts_a_confusion_matrix():
     from segtutor.metrics import ConfusionMatrix
 
