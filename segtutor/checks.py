@@ -264,7 +264,7 @@ def split_folders(root: str | Path) -> list[Path]:
     or `masks/`; `[]` when `root` is not a folder of splits. Introduced in `01_data.ipynb`.
     """
     root = Path(root)
-    if not root.is_dir() or any((root / n).is_dir() for n in ("images", *MASK_FOLDERS)):
+    if not root.is_dir() or (root / "images").is_dir() or (root / "masks").is_dir():
         return []
     try:
         subs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]

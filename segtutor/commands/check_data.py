@@ -25,8 +25,9 @@ EXIT_UNUSABLE = 2
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `check-data` arguments to `parser`. Introduced in `01_data.ipynb`."""
-    parser.add_argument("dir", metavar="DIR", help="dataset folder (holding images/ + masks/, "
-                        "or train/ and val/ that each hold them)")  # fmt: skip
+    parser.add_argument("dir", metavar="DIR", help="dataset folder (holding images/ + masks/ "
+                        "or labels/ or annotations/, or train/ and val/ that each hold them, or "
+                        "a famous dataset as it ships: see --format)")  # fmt: skip
     parser.add_argument("--num-classes", type=int, default=None, metavar="K",
                         help="number of classes, background included (default: from "
                         "dataset.json, else the largest mask value + 1)")  # fmt: skip
