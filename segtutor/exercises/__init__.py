@@ -1,4 +1,4 @@
-"""Exercises that check themselves, one module per notebook (`ex01` ... `ex06`).
+"""Exercises that check themselves, one module per notebook (`ex01` ... `ex07`).
 
 Introduced in `01_data.ipynb`.
 
