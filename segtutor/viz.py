@@ -302,7 +302,7 @@ def plot_history(history: Any) -> Figure:
     The left panel compares like with like: the main head's loss on the training batches
     (`History.train_main_loss`) and on the validation images. A deep-supervised model trains on
     the sum of its heads' losses, on another scale; that total is drawn too, dashed and labelled
-    apart, when it differs.
+    apart, when it differs (the axis fits the two comparable curves: it may run off the top).
 
     Introduced in `06_visualisation.ipynb`.
 
@@ -321,6 +321,9 @@ def plot_history(history: Any) -> Figure:
     if not np.allclose(main, total, equal_nan=True):  # deep supervision
         ax_loss.lines[0].set_label("train, main head")
         ax_loss.plot(epochs, total, "--", color="0.6", label="train, all heads (what trains)")
+        compared = np.array(main + _nan(data["val_loss"]), dtype=float)
+        if np.isfinite(compared).any():  # the scale of the two comparable curves
+            ax_loss.set_ylim(0, 1.15 * np.nanmax(compared))
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend(fontsize=8)
     ax_miou.plot(epochs, _nan(data["val_miou"]), "o-", ms=3, color="C1", label="val mIoU")

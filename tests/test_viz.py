@@ -170,6 +170,7 @@ def test_plot_history_compares_the_main_heads_training_loss_with_val():
         "val": [1.0, 0.7],
         "train, all heads (what trains)": [3.0, 1.5],
     }
+    assert loss_ax.get_ylim() == pytest.approx((0, 1.15 * 1.2))  # fits main head and val
     one_head = History.from_dict({**history.to_dict(), "train_main_loss": [3.0, 1.5]})
     labels = [line.get_label() for line in plot_history(one_head).axes[0].lines]
     assert labels == ["train", "val"]  # nothing to tell apart
