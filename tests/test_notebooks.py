@@ -26,6 +26,7 @@ EXPECTED = [
     "04_training",
     "05_evaluation",
     "06_visualisation",
+    "07_real_data",
 ]
 MAX_BYTES = 1_000_000
 
