@@ -456,3 +456,81 @@ def test_live_plot_leaves_one_output_in_the_notebook():
     outputs = notebook.cells[0].outputs
     assert [o.output_type for o in outputs] == ["display_data"], outputs
     assert "image/png" in outputs[0].data
+
+
+# --- UploadPredictor ---------------------------------------------------------------------------
+
+
+def _upload(widget, name, content):
+    """What the browser sends when a file is chosen (ipywidgets 8's FileUpload value)."""
+    import datetime
+
+    widget.upload.value = (
+        {
+            "name": name,
+            "type": "image/png",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc),
+        },
+    )
+
+
+class _LeftIsOne(nn.Module):
+    """Class 1 on the left half of any input, class 0 on the right; 2 classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images):
+        width = images.shape[-1]
+        left = (torch.arange(width) < width // 2).float().expand_as(images[:, :1])
+        return torch.cat([1 - left, left], dim=1) + self.dummy
+
+
+def test_upload_predictor_shows_the_overlay_and_areas_of_an_upload(tmp_path):
+    from test_predict import write_checkpoint
+
+    from segtutor.inference import Predictor, read_photo
+    from segtutor.viz import overlay
+    from segtutor.widgets import UploadPredictor
+
+    write_checkpoint(tmp_path / "best.pt", working_scale=0.5)
+    left = Predictor(_LeftIsOne(), num_classes=2, class_names=["bg", "left"],
+                     palette=[(0, 0, 0), (255, 0, 0)], window=None)  # fmt: skip
+    viewer = UploadPredictor({"left half": left, "unet": tmp_path / "best.pt"})
+    assert viewer.class_areas() == {} and viewer.current_image().shape == (96, 128, 3)
+    pixels = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 40 x 30, shown 30 wide and 40 high
+    Image.fromarray(pixels).save(buffer, format="PNG", exif=exif.tobytes())
+    _upload(viewer, "photo.png", buffer.getvalue())
+    upright = read_photo(buffer.getvalue())
+    assert viewer.preds.shape == (40, 30) and np.array_equal(viewer.pixels, upright)
+    assert viewer.class_areas() == {"bg": 40 * 15, "left": 40 * 15}
+    assert "photo.png" in viewer.status.value and "30 x 40" in viewer.status.value
+    assert "left" in viewer.areas.value and "50.0%" in viewer.areas.value
+    expected = overlay(upright, viewer.preds, [(0, 0, 0), (255, 0, 0)])
+    assert np.array_equal(viewer.current_image()[:, -30:], expected)  # photo | prediction
+    assert viewer.image_widget.value  # the picture was drawn
+    viewer.model_dropdown.value = "unet"  # another model: predicted again, its classes
+    unet = Predictor.from_checkpoint(tmp_path / "best.pt")
+    assert np.array_equal(viewer.preds, unet.predict(upright).numpy())
+    assert set(viewer.class_areas()) == {"background", "disc", "bar"}
+    viewer.tta.value = True
+    assert viewer.predictor.tta == "flip"
+    flipped = Predictor.from_checkpoint(tmp_path / "best.pt", tta="flip").predict(upright)
+    assert np.array_equal(viewer.preds, flipped.numpy())
+
+
+def test_upload_predictor_says_why_an_upload_is_not_an_image():
+    from segtutor.inference import Predictor
+    from segtutor.widgets import UploadPredictor
+
+    viewer = UploadPredictor(Predictor(_LeftIsOne(), num_classes=2, window=None))
+    _upload(viewer, "notes.txt", b"hello")
+    assert "notes.txt" in viewer.status.value and "cannot be read" in viewer.status.value
+    assert viewer.preds is None
+    assert "UploadPredictor" in viewer._repr_mimebundle_()["text/plain"]  # static fallback

@@ -8,6 +8,7 @@ Introduced in `06_visualisation.ipynb` (`LiveTrainingPlot` in `04_training.ipynb
 - `AugmentationExplorer(dataset)`: pick augmentations and their strength, resample, and see the
   mask's outline follow the transformed image.
 - `LiveTrainingPlot()`: a `fit` callback that redraws the loss and mIoU curves in place.
+- `UploadPredictor(checkpoint)`: upload a photograph, see a model's prediction and class areas.
 
 How they are built: every picture is a numpy composite made from the plain functions of
 `segtutor.viz` (`colorize`, `error_map`, ...), encoded as a PNG with PIL and put into one
@@ -34,6 +35,7 @@ from segtutor.widgets.augmentation import AugmentationExplorer
 from segtutor.widgets.dataset_viewer import DatasetViewer
 from segtutor.widgets.live_plot import LiveTrainingPlot
 from segtutor.widgets.prediction_viewer import CLASS_ERROR_COLORS, PredictionViewer
+from segtutor.widgets.upload_predict import UploadPredictor
 
 __all__ = [
     "CLASS_ERROR_COLORS",
@@ -42,4 +44,5 @@ __all__ = [
     "DatasetViewer",
     "LiveTrainingPlot",
     "PredictionViewer",
+    "UploadPredictor",
 ]
