@@ -27,6 +27,7 @@ COMMANDS = {
     "train": ("segtutor.commands.train", "train a U-Net on an images/ + masks/ folder"),
     "evaluate": ("segtutor.commands.evaluate", "evaluate a checkpoint on a dataset"),
     "predict": ("segtutor.commands.predict", "write predicted masks for images"),
+    "export": ("segtutor.commands.export", "export a model to ONNX or TorchScript"),
     "make-samples": ("segtutor.commands.make_samples", "regenerate the bundled sample datasets"),
     "convert": ("segtutor.commands.convert", "write a dataset out as images/ + masks/ folders"),
     "download": (
