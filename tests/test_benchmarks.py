@@ -352,3 +352,19 @@ def test_fast_peer_run_records_a_curve_with_the_clock_paused(peers, tmp_path, mo
     assert 1.0 <= out["train_s"] < 1.0 + 0.5  # evaluation pauses are not training time
     assert out["curve_eval_s"] > 0 and out["lr"] == 1e-2 and out["input_size"] == 128
     assert set(out["per_class_iou"]) == {"class_0", "class_1", "class_2"}
+
+
+@pytest.mark.slow  # trains one epoch and exports to TorchScript and ONNX
+def test_predict_speed_quick_runs_on_a_tiny_fake(tmp_path):
+    predict_speed = _import_benchmark("predict_speed")
+    results = predict_speed.main(["--quick", "--out", str(tmp_path / "speed.json")])
+    fake = results["datasets"]["fake"]
+    assert set(fake["images_per_second"]) == {"eager", "torchscript", "onnxruntime"}
+    assert all(speed > 0 for speed in fake["images_per_second"].values())
+    assert set(fake["variants"]) == {"whole", "window", "tta", "window+tta"}
+    for row in fake["variants"].values():
+        assert 0 <= row["miou"] <= 1 and row["s_per_image"] > 0
+    assert fake["variants"]["window"]["window"] == 32  # the training crop of --quick
+    assert json.loads((tmp_path / "speed.json").read_text())["datasets"]["fake"] == json.loads(
+        json.dumps(fake)
+    )
