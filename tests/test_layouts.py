@@ -493,3 +493,13 @@ def test_an_oriented_image_whose_mask_fits_its_stored_pixels_is_a_note(tmp_path,
     code, text = run_cli(["check-data", str(root)], capsys)
     assert code == 0, text
     assert "note: images with an EXIF orientation tag" in text and "b.jpg (orientation 3)" in text
+
+
+@pytest.mark.slow  # trains through the whole command line
+def test_train_runs_on_a_folder_under_other_names(tmp_path, capsys):
+    generic(tmp_path / "ds" / "train", "labels", "_mask", ["a", "b"])
+    generic(tmp_path / "ds" / "val", "labels", "_mask", ["c"])
+    out = tmp_path / "run"
+    args = ["--size", "32", "--batch-size", "2", "--preset", "tiny", "--quiet"]
+    code = main(["train", "--data", str(tmp_path / "ds"), "--epochs", "1", "--out", str(out), *args])  # fmt: skip
+    assert code == 0 and (out / "best.pt").is_file()
