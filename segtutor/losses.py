@@ -34,6 +34,7 @@ __all__ = [
     "DiceLoss",
     "build_loss",
     "class_weights",
+    "shrink_masks",
 ]
 
 LOSS_NAMES = ("ce", "dice", "ce+dice")
@@ -151,7 +152,10 @@ class DeepSupervisionLoss(nn.Module):
 
     Takes what a `UNet(deep_supervision=True)` returns: `(logits, aux)` in training mode, the
     logits alone in eval mode (then it is `loss` itself, so validation losses stay comparable).
-    The auxiliary logits must already have the masks' size (the UNet upsamples them).
+    Each auxiliary output is compared with the masks shrunk to its size by `shrink_masks`
+    (the label at the centre of each coarse cell), as nnU-Net does: scoring coarse logits
+    upsampled to full size cost a step about a third more for no better learning
+    (docs/benchmarks.md).
 
     Args:
         loss: the loss of each output, e.g. `build_loss("ce+dice", ...)`.
@@ -160,7 +164,7 @@ class DeepSupervisionLoss(nn.Module):
             scenes 1/2 each learned faster, see docs/benchmarks.md.)
 
     Shape:
-        outputs: logits (N, C, H, W), or (logits, [aux (N, C, H, W), ...]); masks (N, H, W)
+        outputs: logits (N, C, H, W), or (logits, [aux (N, C, h_k, w_k), ...]); masks (N, H, W)
         -> scalar
     """
 
@@ -178,8 +182,20 @@ class DeepSupervisionLoss(nn.Module):
             raise ValueError(f"{len(aux)} auxiliary outputs but {len(weights)} weights")
         total = self.loss(logits, masks)
         for weight, coarse in zip(weights, aux, strict=True):
-            total = total + weight * self.loss(coarse, masks)
+            total = total + weight * self.loss(coarse, shrink_masks(masks, coarse.shape[-2:]))
         return total
+
+
+def shrink_masks(masks: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """`masks` `(N, H, W)` at a coarser `size` `(h, w)`: each cell takes the label at its centre.
+
+    Introduced in `03_losses.ipynb`. Nearest-neighbour, never an average, so class indices and
+    the ignore value stay what they are; masks already of that size come back unchanged.
+    """
+    if tuple(masks.shape[-2:]) == tuple(size):
+        return masks
+    shrunk = F.interpolate(masks[:, None].float(), size=tuple(size), mode="nearest-exact")
+    return shrunk[:, 0].to(masks.dtype)
 
 
 def build_loss(

@@ -147,8 +147,8 @@ class UNet(nn.Module):
         deep_supervision: add a 1x1 `OutConv` ("auxiliary head") after every `Up` but the
             last, so that the coarse decoder levels must predict the classes too (Lee et al.,
             2015; nnU-Net trains this way). In training mode `forward` then returns
-            `(logits, aux)`, `aux` the list of coarser logits from the deepest level up (upsampled
-            bilinearly to the logits' size), for
+            `(logits, aux)`, `aux` the list of coarser logits from the deepest level up, each at
+            its own resolution (1/8, 1/4, 1/2 of the input at depth 4), for
             `segtutor.losses.DeepSupervisionLoss` (`fit` wraps its loss in one by itself); in
             eval mode it returns the logits alone, so evaluation and prediction do not change.
 
@@ -226,11 +226,11 @@ class UNet(nn.Module):
         for level, up in enumerate(self.ups):
             x = up(x, features.pop())
             if self.training and level < len(self.aux_heads):
-                # coarse logits (1/2**k of the size), upsampled back to compare with the masks
-                coarse = self.aux_heads[level](x)
+                # coarse logits at 1/2**k of the size: the loss shrinks the masks to match
+                # (cheaper than upsampling the logits to full size; nnU-Net does the same)
                 scale = 2 ** (self.depth - 1 - level)
-                coarse = F.interpolate(coarse, scale_factor=scale, mode="bilinear")
-                aux.append(coarse[..., :height, :width])  # (N, num_classes, H, W)
+                coarse = self.aux_heads[level](x)
+                aux.append(coarse[..., : -(-height // scale), : -(-width // scale)])
 
         logits = self.outc(x)[..., :height, :width]  # (N, num_classes, H, W)
         # with deep supervision, in training mode only: (logits, coarser logits for the loss)

@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segtutor.losses import CEDiceLoss, DeepSupervisionLoss, DiceLoss, build_loss, class_weights
+from segtutor.losses import (
+    CEDiceLoss,
+    DeepSupervisionLoss,
+    DiceLoss,
+    build_loss,
+    class_weights,
+    shrink_masks,
+)
 
 LN3 = math.log(3)
 
@@ -188,3 +195,18 @@ def test_deep_supervision_loss_is_the_weighted_sum_and_plain_for_one_tensor():
     )
     with pytest.raises(ValueError, match="2 auxiliary outputs but 1 weights"):
         DeepSupervisionLoss(base, weights=[1.0])((logits, [a1, a2]), masks)
+
+
+def test_coarse_outputs_are_scored_against_masks_shrunk_to_their_size():
+    torch.manual_seed(0)
+    base = build_loss("ce+dice", 3)
+    masks = torch.randint(0, 3, (2, 8, 8))
+    masks[:, :4, :4] = 255  # an ignored block stays ignored, never averaged into a class
+    logits, coarse = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 2, 2)
+    shrunk = shrink_masks(masks, (2, 2))
+    # each 4x4 cell takes the label at its centre, pixel (4i + 2, 4j + 2)
+    torch.testing.assert_close(shrunk, masks[:, 2::4, 2::4])
+    assert shrunk[:, 0, 0].tolist() == [255, 255]
+    loss = DeepSupervisionLoss(base)((logits, [coarse]), masks)
+    torch.testing.assert_close(loss, base(logits, masks) + 0.5 * base(coarse, shrunk))
+    assert shrink_masks(masks, (8, 8)) is masks

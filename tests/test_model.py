@@ -5,7 +5,9 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from segtutor.losses import DeepSupervisionLoss
 from segtutor.model import (
     PRESETS,
     DoubleConv,
@@ -133,7 +135,9 @@ def test_deep_supervision_outputs_in_training_and_logits_alone_in_eval(bilinear)
         warnings.simplefilter("ignore")
         logits, aux = model.train()(images)
         assert logits.shape == (2, 3, 40, 24)
-        assert [a.shape for a in aux] == [(2, 3, 40, 24)] * 2  # depth 3: levels 1/4 and 1/2
+        # depth 3: levels 1/4 and 1/2, rounded up (the padded 48x24 gives 12x6 and 24x12,
+        # cropped to the 40x24 image's ceil(40/4) x ceil(24/4) and ceil(40/2) x ceil(24/2))
+        assert [a.shape for a in aux] == [(2, 3, 10, 6), (2, 3, 20, 12)]
         eval_logits = model.eval()(images)
     assert isinstance(eval_logits, torch.Tensor) and eval_logits.shape == (2, 3, 40, 24)
     # the main path is the plain U-Net's: the same weights without the heads give the same logits
@@ -144,7 +148,7 @@ def test_deep_supervision_outputs_in_training_and_logits_alone_in_eval(bilinear)
         torch.testing.assert_close(plain(images), eval_logits)
 
 
-def test_deep_supervision_aux_is_the_upsampled_coarse_head():
+def test_deep_supervision_aux_is_the_coarse_head_at_its_own_size():
     torch.manual_seed(0)
     model = UNet(num_classes=2, base_width=4, depth=2, deep_supervision=True).train()
     features = {}
@@ -152,7 +156,7 @@ def test_deep_supervision_aux_is_the_upsampled_coarse_head():
     _, (aux,) = model(torch.randn(1, 3, 16, 16))
     coarse = model.aux_heads[0](features["level0"])  # (1, 2, 8, 8): half the size at depth 2
     assert coarse.shape == (1, 2, 8, 8)
-    torch.testing.assert_close(aux, F.interpolate(coarse, scale_factor=2, mode="bilinear"))
+    torch.testing.assert_close(aux, coarse)
 
 
 def test_deep_supervision_heads_get_gradients_and_are_few_parameters():
@@ -160,7 +164,7 @@ def test_deep_supervision_heads_get_gradients_and_are_few_parameters():
     model = UNet(num_classes=3, base_width=8, depth=4, deep_supervision=True).train()
     logits, aux = model(torch.randn(2, 3, 32, 32))
     masks = torch.randint(0, 3, (2, 32, 32))
-    sum(F.cross_entropy(out, masks) for out in [logits, *aux]).backward()
+    DeepSupervisionLoss(nn.CrossEntropyLoss())((logits, aux), masks).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     extra = count_parameters(model) - count_parameters(UNet(num_classes=3, base_width=8, depth=4))
     assert extra == (64 + 1) * 3 + (32 + 1) * 3 + (16 + 1) * 3  # a 1x1 conv per coarse level

@@ -381,10 +381,10 @@ def test_deep_supervision_adds_the_heads_losses_to_the_training_loss():
     seed_everything(0)
     model = UNet(num_classes=NUM_CLASSES, base_width=4, depth=2, deep_supervision=True)
     fit(model, *loaders(), replace(CONFIG, num_epochs=1), loss_fn=Recording())
-    # in training: the main logits, then the one coarse level's, each on its own (fit wrapped
-    # the loss in DeepSupervisionLoss); in validation: the logits alone
+    # in training: the main logits, then the one coarse level's at half the size, each on its
+    # own (fit wrapped the loss in DeepSupervisionLoss); in validation: the logits alone
     shapes = [tuple(o.shape) for o in recorded]
-    assert shapes[:2] == [(4, NUM_CLASSES, 16, 16)] * 2
+    assert shapes[:2] == [(4, NUM_CLASSES, 16, 16), (4, NUM_CLASSES, 8, 8)]
     assert all(isinstance(o, torch.Tensor) for o in recorded)
     # a loss that is already a DeepSupervisionLoss is used as given (not wrapped twice): with
     # weight 0 the heads get no gradient, and AdamW only decays them by lr * weight_decay
@@ -396,7 +396,7 @@ def test_deep_supervision_adds_the_heads_losses_to_the_training_loss():
 
 
 def test_fit_logs_the_main_heads_training_loss_on_the_val_loss_scale():
-    from segtutor.losses import build_loss
+    from segtutor.losses import build_loss, shrink_masks
     from segtutor.model import UNet
 
     seed_everything(0)
@@ -414,7 +414,10 @@ def test_fit_logs_the_main_heads_training_loss_on_the_val_loss_scale():
         for images, masks in train_loader:
             logits, aux = model(images)
             main_sum += loss(logits, masks).item() * len(images)
-            total_sum += (loss(logits, masks) + 0.5 * loss(aux[0], masks)).item() * len(images)
+            coarse_masks = shrink_masks(masks, aux[0].shape[-2:])  # the head sees 1/2 the size
+            total_sum += (loss(logits, masks) + 0.5 * loss(aux[0], coarse_masks)).item() * len(
+                images
+            )
             count += len(images)
     assert history.train_main_loss[0] == pytest.approx(main_sum / count, rel=1e-5)
     assert history.train_loss[0] == pytest.approx(total_sum / count, rel=1e-5)
