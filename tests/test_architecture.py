@@ -25,6 +25,8 @@ DATA_SIDE = {
     "checks",
     "transforms",
     "sizing",
+    "convert",
+    "torchvision_data",
     "synth",
     "synth_images",
 }
