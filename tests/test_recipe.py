@@ -287,7 +287,7 @@ def test_predict_applies_the_working_scale_and_writes_masks_of_the_input_size(
     import numpy as np
     from PIL import Image
 
-    import segtutor.commands.predict as predict_command
+    import segtutor.inference as inference
     from segtutor.cli import main
 
     checkpoint = _half_scale_checkpoint(tmp_path / "best.pt")
@@ -300,12 +300,12 @@ def test_predict_applies_the_working_scale_and_writes_masks_of_the_input_size(
             photos / f"{name}.png"
         )
     seen = []
-    real = predict_command.predict
+    real = inference.predict_logits
     monkeypatch.setattr(
-        predict_command,
-        "predict",
-        lambda model, images, size=None: (
-            seen.append((tuple(images.shape), size)) or real(model, images, size=size)
+        inference,
+        "predict_logits",
+        lambda model, images, size=None, **options: (
+            seen.append((tuple(images.shape), size)) or real(model, images, size=size, **options)
         ),
     )
     argv = ["predict", "--checkpoint", str(checkpoint), "--input", str(photos), "--device", "cpu"]
