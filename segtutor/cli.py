@@ -1,4 +1,4 @@
-"""The command line: `python -m segtutor {check-data,train,evaluate,predict,make-samples}`.
+"""The command line: `python -m segtutor {check-data,train,evaluate,predict,export,make-samples,convert,download}`.
 
 Introduced in `01_data.ipynb`, which runs `check-data` through `main`.
 

@@ -42,6 +42,7 @@ LEARN = {
     "tuning",
     "inference",
     "recipe",
+    "export",
 }
 SHOW = {"viz", "widgets"}
 FACE = {"commands", "cli", "__main__"}
@@ -119,6 +120,13 @@ def test_learning_knows_no_plotting_widgets_or_command_line(module):
     if module not in MODULES:
         pytest.fail(f"segtutor/{module}.py is missing")
     assert offenders({module}, SHOW | FACE, PLOTTING) == []
+
+
+def test_the_deployed_predictor_needs_neither_torch_nor_segtutor():
+    # segtutor/deploy.py ships alone beside an exported .onnx file
+    assert "deploy" in GRAPH
+    needs = {name.split(".")[0] for name in GRAPH["deploy"]}
+    assert needs.isdisjoint({"torch", "torchvision", "segtutor"}), sorted(needs)
 
 
 def test_nothing_imports_the_command_line():
