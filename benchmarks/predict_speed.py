@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -120,9 +121,18 @@ def variant_scores(checkpoint: Path, images, masks, crop: int) -> dict:
     return rows
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the repository (`../shared/data/nuclei`), else its name alone."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), ROOT)).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
 def benchmark(name: str, data: Path, checkpoint: Path | None, args, folder: Path) -> dict:
     """Every number for one dataset."""
-    if checkpoint is None:
+    trained = checkpoint is None
+    if trained:
         checkpoint = train_checkpoint(data, folder / name, args.train_seconds, args.quick)
     saved = load_checkpoint(checkpoint).get("config") or {}
     images, masks = val_samples(data, args.max_images)
@@ -132,8 +142,8 @@ def benchmark(name: str, data: Path, checkpoint: Path | None, args, folder: Path
     }
     crop = int(saved.get("input_size") or 96)
     return {
-        "data": str(data),
-        "checkpoint": str(checkpoint),
+        "data": _shown(data),  # no machine path in the results
+        "checkpoint": f"trained {args.train_seconds:g} s here" if trained else _shown(checkpoint),
         "val_images": len(images),
         "image_sizes": sorted({tuple(int(s) for s in i.shape[:2]) for i in images}),
         "working_scale": saved.get("working_scale"),
