@@ -132,7 +132,7 @@ def run_segtutor(data: str, budget: float, device: str = "auto") -> dict[str, An
         "input_size": run.config.input_size,
         "input_mode": run.config.input_mode,
         "batch_size": run.train_loader.batch_size,
-        # without "; run folder: /tmp/...": a temporary folder, and no path belongs in the docs
+        # without the "; run folder: ..." part: a temporary folder, and no path belongs in the docs
         "describe": run.describe().split("; run folder:")[0],
         **{name: _plain(getattr(run, name, getattr(run.config, name, None))) for name in RUN_FACTS},
         "stop_reason": getattr(history, "stop_reason", None),
