@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +152,20 @@ _CAMVID_PALETTE = [
     (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
 ]  # fmt: skip
 
+_PETS = Layout(
+    name="pets",
+    title="Oxford-IIIT Pet (trimaps: pet, background, border ignored)",
+    roots=("",),
+    markers=("annotations/trimaps", "images"),
+    splits={"train": "trainval", "val": "test"},
+    images="images/{stem}.jpg",
+    mask_of=(("images/", "annotations/trimaps/"), (".jpg", ".png")),
+    list_file="annotations/{split}.txt",
+    value_map={1: 1, 2: 0, 3: IGNORE_INDEX},
+    class_names=["background", "pet"],
+    palette=[(0, 0, 0), (230, 159, 0)],
+)
+
 LAYOUTS: dict[str, Layout] = {
     "voc": Layout(
         name="voc",
@@ -178,29 +192,12 @@ LAYOUTS: dict[str, Layout] = {
         class_names=_CITYSCAPES_NAMES,
         palette=_CITYSCAPES_PALETTE,
     ),
-    "pets": Layout(
-        name="pets",
-        title="Oxford-IIIT Pet (trimaps: pet, background, border ignored)",
-        roots=("",),
-        markers=("annotations/trimaps", "images"),
-        splits={"train": "trainval", "val": "test"},
-        images="images/{stem}.jpg",
-        mask_of=(("images/", "annotations/trimaps/"), (".jpg", ".png")),
-        list_file="annotations/{split}.txt",
-        value_map={1: 1, 2: 0, 3: IGNORE_INDEX},
-        class_names=["background", "pet"],
-        palette=[(0, 0, 0), (230, 159, 0)],
-    ),
+    "pets": _PETS,
     # The same files, the trimaps' border (3) trained as a third class instead of ignored.
-    "pets-border": Layout(
+    "pets-border": replace(
+        _PETS,
         name="pets-border",
         title="Oxford-IIIT Pet (trimaps: pet, background, border as a class)",
-        roots=("",),
-        markers=("annotations/trimaps", "images"),
-        splits={"train": "trainval", "val": "test"},
-        images="images/{stem}.jpg",
-        mask_of=(("images/", "annotations/trimaps/"), (".jpg", ".png")),
-        list_file="annotations/{split}.txt",
         value_map={1: 1, 2: 0, 3: 2},
         class_names=["background", "pet", "border"],
         palette=[(0, 0, 0), (230, 159, 0), (86, 180, 233)],
