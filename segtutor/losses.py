@@ -172,15 +172,20 @@ class DeepSupervisionLoss(nn.Module):
         super().__init__()
         self.loss = loss
         self.weights = None if weights is None else [float(w) for w in weights]
+        # the main output's own loss in the last call, detached: what `fit` logs as the training
+        # loss comparable with validation (History.train_main_loss), without computing it again
+        self.last_main_loss: torch.Tensor | None = None
 
     def forward(self, outputs, masks: torch.Tensor) -> torch.Tensor:
         if isinstance(outputs, torch.Tensor):
+            self.last_main_loss = None
             return self.loss(outputs, masks)
         logits, aux = outputs
         weights = [0.5] * len(aux) if self.weights is None else self.weights
         if len(weights) != len(aux):
             raise ValueError(f"{len(aux)} auxiliary outputs but {len(weights)} weights")
         total = self.loss(logits, masks)
+        self.last_main_loss = total.detach()
         for weight, coarse in zip(weights, aux, strict=True):
             total = total + weight * self.loss(coarse, shrink_masks(masks, coarse.shape[-2:]))
         return total

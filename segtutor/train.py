@@ -366,10 +366,10 @@ class _MainHeadLog(nn.Module):
     def forward(self, outputs: Any, masks: torch.Tensor) -> torch.Tensor:
         loss = self.loss(outputs, masks)
         main = loss.detach()  # one head: the training loss is the main head's
-        if not isinstance(outputs, torch.Tensor):  # (logits, aux): the main head alone
-            with torch.no_grad():
-                inner = getattr(self.loss, "loss", None)  # DeepSupervisionLoss: each head's loss
-                main = inner(outputs[0], masks) if inner else torch.tensor(math.nan)
+        if not isinstance(outputs, torch.Tensor):  # (logits, aux): the main head alone,
+            # as DeepSupervisionLoss computed it in this call
+            main = getattr(self.loss, "last_main_loss", None)
+            main = torch.tensor(math.nan) if main is None else main
         self.loss_sum += main.item() * masks.shape[0]  # as train_one_epoch sums its loss
         self.num_images += masks.shape[0]
         return loss
