@@ -15,7 +15,7 @@ import pytest
 import segtutor
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = {path.name for path in (ROOT / "notebooks").glob("*.ipynb")}
+NOTEBOOKS = {path.name for path in (ROOT / "solutions").glob("*.ipynb")}
 INTRODUCED = re.compile(r"Introduced in `([^`]+)`")
 MAX_FUNCTION_LINES = 90  # def line to last line, docstring included
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted(
-    (Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb")
+    (Path(__file__).resolve().parent.parent / "solutions").glob("[0-9][0-9]_*.ipynb")
 )
 SCALES = {"": 1, "k": 1e3, "M": 1e6}
 # a claim: bold text that is one number, maybe with a scale (k, M) or a percent sign
