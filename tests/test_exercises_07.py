@@ -221,3 +221,26 @@ def test_quiz_wrong_numbers_are_explained():
     assert not result and "2 of 8" in result.message and "train id 13" in result.message
     result = ex.quiz.check(lambda: answers | {2: 255, 4: 13, 1: True}, show=False)
     assert not result and "1 of 8" in result.message  # True is not the number 3
+
+
+# ---- segtutor.exercises.quiz itself (what 01-06 and the capstone use too) -------------------
+
+
+class _Quiz(ex.Questionnaire):
+    answers = {1: 255, 2: "nearest", 3: 0.69, 4: ("dice", "ce+dice")}
+    tolerances = {3: 0.01}
+    reasons = {3: "-log(0.5) = 0.69."}
+
+
+def test_quiz_tolerance_only_where_the_item_says_so():
+    quiz = _Quiz()
+    assert quiz.check(lambda: {1: 255.0, 2: " Nearest", 3: 0.695, 4: "Dice"}, show=False)
+    assert quiz.check(lambda: {1: 255, 2: "nearest", 3: torch.tensor(0.68), 4: "ce+dice"},
+                      show=False)  # fmt: skip
+    result = quiz.check(lambda: {1: 255.001, 2: "nearest", 3: 0.67, 4: "ce"}, show=False)
+    assert not result and "3 of 4" in result.message and "-log(0.5)" in result.message
+
+
+def test_quiz_writes_its_solution_from_the_answers():
+    assert "return {1: 255, 2: 'nearest'" in _Quiz().solution_code
+    assert ex.quiz.solution_code.startswith("def questionnaire():")

@@ -6,13 +6,12 @@ Introduced in `07_real_data.ipynb`.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from segtutor.exercises.compare import compare_tensors, compare_values, short
-from segtutor.exercises.core import Case, Incorrect, Mistake, Question
+from segtutor.exercises.compare import compare_tensors, compare_values
+from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.formats import VOC_PALETTE
 from segtutor.settings import IGNORE_INDEX
 
@@ -242,39 +241,6 @@ def dice_by_kind(preds, masks, kinds):
 # ---- q3 and the questionnaire: answers as a dict --------------------------------------------
 
 
-class ChoiceQuestion(Question):
-    """A question answered by a function of no arguments returning `{item: answer}`."""
-
-    answers: dict = {}
-    reasons: dict = {}  # item -> why the right answer is right, shown when it is missed
-
-    def reference(self):
-        return dict(self.answers)
-
-    def cases(self):
-        yield Case(label="your answers")
-
-    def compare(self, expected, got, name):
-        if not isinstance(got, dict):
-            raise Incorrect(f"Return a dict, {{item: answer}}; got {short(got)}.")
-        missing = [k for k in expected if k not in got]
-        if missing:
-            raise Incorrect(f"No answer for {', '.join(map(repr, missing))} yet.")
-        wrong = [k for k in expected if not self._same(expected[k], got[k])]
-        if not wrong:
-            return None
-        notes = [f"{k!r}: {short(got[k])} is not right. {self.reasons.get(k, '')}" for k in wrong]
-        return f"{len(wrong)} of {len(expected)} not right:\n" + "\n".join(notes)
-
-    @staticmethod
-    def _same(expected, got) -> bool:
-        if expected == "nan" and isinstance(got, float) and math.isnan(got):
-            return True  # float("nan") says it as well as the string
-        if isinstance(expected, str):
-            return isinstance(got, str) and got.strip().lower() == expected
-        return isinstance(got, int | float) and not isinstance(got, bool) and got == expected
-
-
 class ChooseScores(ChoiceQuestion):
     title = "For each report, the score it needs: 'per-image' or 'dataset'"
     hints = (
@@ -298,8 +264,7 @@ def choose_scores():
     }
 
 
-class Questionnaire(ChoiceQuestion):
-    title = "Questionnaire: the answers that are a number or a choice"
+class RealDataQuiz(Questionnaire):
     hints = (
         "Every answer is printed by a cell of this notebook: the kinds table (section 1), the "
         "VOC mask values (section 3), the layout table (section 3), the empty-image example "
@@ -322,4 +287,4 @@ def questionnaire():
 
 
 q1, q2, q3, q4 = ColorsToClasses(), PerImageDice(), ChooseScores(), DiceByKind()
-quiz = Questionnaire()
+quiz = RealDataQuiz()
