@@ -1,8 +1,11 @@
 """Tests for segtutor.exercises.student: the student version keeps no solution and stays valid."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -10,7 +13,12 @@ import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from segtutor.exercises import Case, Question
-from segtutor.exercises.student import main, make_student_version, strip_solutions
+from segtutor.exercises.student import (
+    SOLUTION_TAG,
+    main,
+    make_student_version,
+    strip_solutions,
+)
 
 FUNCTION_CELL = '''def count_pixels(mask, c):
     """Number of pixels of class `c` in `mask`."""
@@ -158,3 +166,102 @@ def test_cli_as_a_module(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "SECRET" not in (tmp_path / "student" / "01_data.ipynb").read_text()
+
+
+def test_a_top_level_placeholder_is_tagged_so_run_all_carries_on(student):
+    _, dst = student
+    cells = nbformat.read(dst, as_version=4).cells
+    assert "raises-exception" in cells[4].metadata["tags"]  # a whole solution cell
+    assert "raises-exception" in cells[5].metadata["tags"]  # markers without the tag
+    assert "raises-exception" not in cells[1].metadata["tags"]  # raises only when called
+    assert "tags" not in cells[6].metadata
+
+
+# ---- the course itself: solutions/ (worked, what the tests run) and notebooks/ (students) ----
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS, STUDENT = ROOT / "solutions", ROOT / "notebooks"
+COURSE = sorted(p.name for p in SOLUTIONS.glob("*.ipynb"))
+REGENERATE = "python -m segtutor.exercises student solutions/ notebooks/"
+CHECK_CALL = re.compile(r"\bex\.\w+\.check\(")
+
+
+def _code_lines(source):
+    return {line.strip() for line in source.splitlines()} - {""}
+
+
+def _solution_lines(nb):
+    """(lines inside solution blocks, every other line of the notebook), stripped."""
+    secret, public = set(), set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            public |= _code_lines(cell.source)
+            continue
+        whole = SOLUTION_TAG in cell.metadata.get("tags", []) and "# BEGIN SOLUTION" not in (
+            cell.source
+        )
+        inside = whole
+        for line in cell.source.splitlines():
+            if "# BEGIN SOLUTION" in line or "# END SOLUTION" in line:
+                inside = "BEGIN" in line
+            elif line.strip():
+                (secret if inside else public).add(line.strip())
+    return secret, public
+
+
+def test_the_course_has_both_versions_of_every_notebook():
+    assert COURSE, "no notebooks in solutions/"
+    assert sorted(p.name for p in STUDENT.glob("*.ipynb")) == COURSE, (
+        f"notebooks/ and solutions/ hold different notebooks: run `{REGENERATE}` "
+        "(and delete from notebooks/ what solutions/ no longer has)"
+    )
+
+
+@pytest.mark.parametrize("name", COURSE)
+def test_committed_student_version_is_what_the_generator_makes(tmp_path, name):
+    make_student_version(SOLUTIONS / name, tmp_path / name)
+    generated = nbformat.read(tmp_path / name, as_version=4)
+    committed = nbformat.read(STUDENT / name, as_version=4)
+    assert committed == generated, (
+        f"notebooks/{name} is not the student version of solutions/{name}: "
+        f"solutions/ changed without regenerating. Run `{REGENERATE}` and commit notebooks/."
+    )
+
+
+@pytest.mark.parametrize("name", COURSE)
+def test_no_answer_survives_in_the_student_version(name):
+    secret, public = _solution_lines(nbformat.read(SOLUTIONS / name, as_version=4))
+    assert secret, f"solutions/{name} has no solution block"
+    leaked = secret - public  # lines the notebook also shows outside its answers are no secret
+    student = nbformat.read(STUDENT / name, as_version=4)
+    for index, cell in enumerate(student.cells):
+        where = f"notebooks/{name}, cell {index}"
+        assert not leaked & _code_lines(cell.source), f"{where} holds a line of an answer"
+        assert "SOLUTION" not in cell.source, f"{where} still has a solution marker"
+        outputs = json.dumps(cell.get("outputs", []))
+        assert "Correct:" not in outputs, f"{where} stores a 'Correct' verdict"
+        assert "Solution:" not in outputs, f"{where} stores the output of `.solution()`"
+        if cell.cell_type == "code" and CHECK_CALL.search(cell.source):
+            assert cell.outputs == [], f"{where} stores the output of a check"
+
+
+def _run_in_quick_mode(path, cwd):
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute(env={**os.environ, "SEGTUTOR_QUICK": "1"})
+    return nb
+
+
+@pytest.mark.slow  # runs every student notebook in a kernel (quick mode)
+@pytest.mark.parametrize("name", COURSE)
+def test_every_check_of_the_student_version_says_not_attempted(name):
+    nb = _run_in_quick_mode(STUDENT / name, STUDENT)
+    checks = [c for c in nb.cells if c.cell_type == "code" and CHECK_CALL.search(c.source)]
+    assert len(checks) >= 3, f"notebooks/{name} has {len(checks)} check cells"
+    for cell in checks:
+        text = json.dumps(cell.outputs)
+        assert "Not attempted yet" in text, f"{cell.source!r} printed {text[:300]}"
+        assert "Correct:" not in text and "Not quite" not in text

@@ -19,9 +19,19 @@ leaks a solution. `Question.check` recognises both placeholders as "not attempte
 Outputs are cleared in the cells that changed and in cells that call `.check(` or
 `.solution(` (their committed output would say "Correct" or show the answer).
 
-Usage::
+A placeholder inside a function (the usual case) raises only when the function is called, and
+`check` reports that as "not attempted". A placeholder at the top level of a cell raises as soon
+as the cell runs, so that cell is tagged `raises-exception`: the tag by which Jupyter's
+executors (nbclient, nbconvert, nbval) carry on after a cell's expected error. "Run all" of the
+student version therefore runs to the end, and so does the test that executes every student
+notebook in quick mode. (Rewriting the placeholder so that it cannot raise was the other
+choice; it would hide from the learner which cells are theirs to fill in.)
 
-    python -m segtutor.exercises.student notebooks/ student/
+The course keeps the worked notebooks in `solutions/` (what instructors edit and the tests run)
+and the generated student version in `notebooks/` (what learners open); after editing
+`solutions/`, regenerate::
+
+    python -m segtutor.exercises.student solutions/ notebooks/
 """
 
 from __future__ import annotations
@@ -33,15 +43,17 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["SOLUTION_TAG", "make_student_version", "strip_solutions"]
+__all__ = ["RAISES_TAG", "SOLUTION_TAG", "make_student_version", "strip_solutions"]
 
 SOLUTION_TAG = "solution"
+RAISES_TAG = "raises-exception"
 DEFAULT_PLACEHOLDER = 'raise NotImplementedError("your code here")'
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:\s*\(placeholder:\s*(?P<ph>.*)\))?\s*$")
 _END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 # Cells whose committed output gives the game away once the solution is gone.
 _REVEALING_CALL = re.compile(r"\.(check|solution)\(")
+_TOP_LEVEL_RAISE = re.compile(r"^raise NotImplementedError\b", re.MULTILINE)
 
 
 def strip_solutions(source: str, whole_cell: bool = False) -> str:
@@ -103,6 +115,9 @@ def make_student_version(src_ipynb: str | Path, dst_ipynb: str | Path) -> int:
         replaced = student != cell.source
         cell.source = student
         changed += replaced
+        tags = cell.get("metadata", {}).get("tags", [])
+        if replaced and _TOP_LEVEL_RAISE.search(student) and RAISES_TAG not in tags:
+            cell.setdefault("metadata", {})["tags"] = [*tags, RAISES_TAG]
         if replaced or tagged or _REVEALING_CALL.search(student):
             cell.outputs = []
             cell.execution_count = None
@@ -113,9 +128,9 @@ def make_student_version(src_ipynb: str | Path, dst_ipynb: str | Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: `python -m segtutor.exercises.student SRC DST` (folders or single notebooks)."""
+    """CLI: `python -m segtutor.exercises student SRC DST` (folders or single notebooks)."""
     parser = argparse.ArgumentParser(
-        prog="python -m segtutor.exercises.student",
+        prog="python -m segtutor.exercises student",
         description="Write the student version of the notebooks (solutions replaced).",
     )
     parser.add_argument("src", type=Path, help="a notebook, or a folder of notebooks")
