@@ -227,18 +227,23 @@ def test_quiz_wrong_numbers_are_explained():
 
 
 class _Quiz(ex.Questionnaire):
-    answers = {1: 255, 2: "nearest", 3: 0.69, 4: ("dice", "ce+dice")}
+    answers = {1: 255, 2: "nearest", 3: 0.69, 4: ("dice", "ce+dice"), 5: (2, 128, 12, 20)}
     tolerances = {3: 0.01}
     reasons = {3: "-log(0.5) = 0.69."}
 
 
 def test_quiz_tolerance_only_where_the_item_says_so():
     quiz = _Quiz()
-    assert quiz.check(lambda: {1: 255.0, 2: " Nearest", 3: 0.695, 4: "Dice"}, show=False)
-    assert quiz.check(lambda: {1: 255, 2: "nearest", 3: torch.tensor(0.68), 4: "ce+dice"},
-                      show=False)  # fmt: skip
-    result = quiz.check(lambda: {1: 255.001, 2: "nearest", 3: 0.67, 4: "ce"}, show=False)
-    assert not result and "3 of 4" in result.message and "-log(0.5)" in result.message
+    shape = torch.Size([2, 128, 12, 20])
+    assert quiz.check(lambda: {1: 255.0, 2: " Nearest", 3: 0.695, 4: "Dice", 5: shape}, show=False)
+    assert quiz.check(lambda: {1: 255, 2: "nearest", 3: torch.tensor(0.68), 4: "ce+dice",
+                               5: [2, 128, 12, 20]}, show=False)  # fmt: skip
+    answers = {1: 255.001, 2: "nearest", 3: 0.67, 4: "ce", 5: (2, 12, 20, 128)}
+    result = quiz.check(lambda: answers, show=False)
+    assert not result and "4 of 5" in result.message and "-log(0.5)" in result.message
+    result = quiz.check(lambda: answers | {1: 255, 3: 0.69, 4: "dice", 5: (2, 128, 12)},
+                        show=False)  # fmt: skip
+    assert not result and "1 of 5" in result.message
 
 
 def test_quiz_writes_its_solution_from_the_answers():

@@ -15,8 +15,9 @@ own and every missed item is named with the reason its right answer is right::
     quiz = Quiz()  # in the notebook: ex.quiz.check(questionnaire)
 
 Strings are compared without case or surrounding spaces; a tuple of strings accepts any of them;
-numbers must be equal unless `tolerances` gives the item an absolute tolerance; `"nan"` is also
-answered by `float("nan")`; `True` is not the number 1.
+numbers must be equal unless `tolerances` gives the item an absolute tolerance; a tuple of
+numbers (a shape) is answered by any sequence of the same numbers (a tuple, a list, a
+`torch.Size`); `"nan"` is also answered by `float("nan")`; `True` is not the number 1.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class ChoiceQuestion(Question):
     Introduced in `07_real_data.ipynb`.
 
     Class attributes (besides `Question`'s):
-        answers: item -> the right answer (a number, a string, or a tuple of accepted strings).
+        answers: item -> the right answer: a number, a string, a tuple of accepted strings, or
+            a tuple of numbers (a shape).
         reasons: item -> why the right answer is right, shown when the item is missed.
         tolerances: item -> absolute tolerance for a number answer (exact when absent).
     """
@@ -69,8 +71,14 @@ class ChoiceQuestion(Question):
 
     def same(self, item: Any, expected: Any, got: Any) -> bool:
         """Whether `got` answers `item` as `expected` does (see the module's rules)."""
-        if isinstance(expected, tuple):
+        if isinstance(expected, tuple) and all(isinstance(e, str) for e in expected):
             return any(self.same(item, one, got) for one in expected)
+        if isinstance(expected, tuple):  # a shape: the same numbers in the same order
+            return (
+                isinstance(got, tuple | list)
+                and len(got) == len(expected)
+                and all(self.same(item, e, g) for e, g in zip(expected, got, strict=True))
+            )
         if expected == "nan" and _is_number(got) and math.isnan(float(got)):
             return True  # float("nan") says it as well as the string
         if isinstance(expected, str):
