@@ -185,6 +185,7 @@ class UNet(nn.Module):
         self.bilinear = bilinear
         self.deep_supervision = deep_supervision
         self.size_multiple = 2**depth
+        self.name = "unet"  # the name `segtutor.architectures.build_model` knows it by
         self._warned_padding = False
 
         widths = [base_width * 2**i for i in range(depth + 1)]  # 64, 128, 256, 512, 1024
@@ -235,6 +236,14 @@ class UNet(nn.Module):
         logits = self.outc(x)[..., :height, :width]  # (N, num_classes, H, W)
         # with deep supervision, in training mode only: (logits, coarser logits for the loss)
         return (logits, aux) if aux else logits
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The encoder's parameters, `inc` and the `downs` (the left side of the figure).
+
+        What `TrainConfig.freeze_encoder_epochs` freezes and `encoder_lr_factor` slows down when
+        a U-Net starts from another run's weights (`08_relatives.ipynb`).
+        """
+        return [*self.inc.parameters(), *self.downs.parameters()]
 
     def _pad_to_multiple(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[-2:]
