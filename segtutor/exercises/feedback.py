@@ -9,6 +9,7 @@ import dis
 import html
 import sysconfig
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,13 +29,15 @@ class CheckResult:
     Attributes:
         status: "correct", "incorrect" or "not_attempted" (the placeholder is still there).
         message: the plain-text explanation, as printed.
+        checked_at: when the check ran, ISO 8601 in UTC (what `ex.progress()` exports).
     """
 
-    __slots__ = ("status", "message")
+    __slots__ = ("status", "message", "checked_at")
 
     def __init__(self, status: Status, message: str) -> None:
         self.status = status
         self.message = message
+        self.checked_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     @property
     def correct(self) -> bool:
