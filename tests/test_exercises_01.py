@@ -291,3 +291,21 @@ def test_q4_placeholder_is_not_attempted():
     def resize_mask(mask, size): ...
 
     assert _verdict(ex.q4, resize_mask)[0] == "not_attempted"
+
+
+# ---- q5 (a decision) and the questionnaire --------------------------------------------------
+
+
+def test_q5_solution_and_a_confused_pair():
+    answers = {"a": "totensor", "b": "bilinear", "c": "palette", "d": "binary_255",
+               "e": "position", "f": "separate"}  # fmt: skip
+    assert ex.q5.check(lambda: answers, show=False)
+    result = ex.q5.check(lambda: answers | {"e": "separate", "f": "position"}, show=False)
+    assert not result and "2 of 6" in result.message and "shift every pair" in result.message
+
+
+def test_quiz_tolerances_and_a_wrong_count():
+    answers = dict(ex.quiz.answers)
+    assert ex.quiz.check(lambda: answers | {1: 0.00392, 3: 100.0, 11: 86.1}, show=False)
+    result = ex.quiz.check(lambda: answers | {4: 5, 7: 1}, show=False)
+    assert not result and "2 of 11" in result.message and "121 distinct" in result.message

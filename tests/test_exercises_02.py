@@ -184,3 +184,27 @@ def test_q3_not_attempted():
         raise NotImplementedError("your code here")
 
     assert ex.q3.check(pad_to_match, show=False).status == "not_attempted"
+
+
+# ---- q4 (predict, then run) and the questionnaire -------------------------------------------
+
+
+def test_q4_reference_is_the_models_own_shapes():
+    assert ex.q4.reference() == {"bottleneck": (2, 128, 12, 20), "ups[0] concat": (2, 128, 24, 40),
+                                 "logits": (2, 3, 96, 160), "stride": 8}  # fmt: skip
+
+
+def test_q4_a_depth_4_guess_is_explained():
+    def predict_shapes():  # four halvings, as in the notebook's course model
+        return {"bottleneck": (2, 256, 6, 10), "ups[0] concat": (2, 256, 12, 20),
+                "logits": (2, 3, 96, 160), "stride": 16}  # fmt: skip
+
+    result = ex.q4.check(predict_shapes, show=False)
+    assert not result and "3 of 4" in result.message and "Three halvings" in result.message
+
+
+def test_quiz_solution_and_tolerances():
+    answers = dict(ex.quiz.answers)
+    assert ex.quiz.check(lambda: answers | {4: 0.14, 5: 31.04, 8: [48, 64]}, show=False)
+    result = ex.quiz.check(lambda: answers | {3: 16, 8: (37, 53)}, show=False)
+    assert not result and "2 of 10" in result.message and "multiples of 16" in result.message

@@ -231,3 +231,20 @@ def test_q3_not_attempted():
         raise NotImplementedError("your code here")
 
     assert ex.q3.check(soft_dice_loss, show=False).status == "not_attempted"
+
+
+# ---- q4 (a decision) and the questionnaire --------------------------------------------------
+
+
+def test_q4_solution_and_dice_for_weighted_ce():
+    answers = {"a": "weighted ce", "b": "ce", "c": "dice", "d": "dice", "e": "ce+dice"}
+    assert ex.q4.check(lambda: answers, show=False)
+    result = ex.q4.check(lambda: answers | {"a": "dice"}, show=False)
+    assert not result and "1 of 5" in result.message and "62x" in result.message
+
+
+def test_quiz_accepts_long_for_int64_and_checks_numbers():
+    answers = dict(ex.quiz.answers) | {2: "torch.long", 1: 1.0986}
+    assert ex.quiz.check(lambda: answers, show=False)
+    result = ex.quiz.check(lambda: answers | {2: "float32", 3: 255}, show=False)
+    assert not result and "2 of 10" in result.message and "-100" in result.message

@@ -1,5 +1,6 @@
 """Exercises of 01_data.ipynb: `mask_to_tensor`, `pair_by_stem`, `class_pixel_counts`,
-`resize_mask` (`ex.q1` to `ex.q4`).
+`resize_mask` (`ex.q1` to `ex.q4`), `diagnose` (a decision, `ex.q5`) and the questionnaire
+(`ex.quiz`).
 
 Introduced in `01_data.ipynb`.
 """
@@ -15,10 +16,11 @@ from PIL import Image
 
 from segtutor.exercises.compare import compare_values
 from segtutor.exercises.core import Case, Question
+from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.formats import IMAGE_EXTENSIONS, VOC_PALETTE
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3", "q4"]
+__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz"]
 
 
 def _pil_mask(labels: np.ndarray, palette: bool = False) -> Image.Image:
@@ -373,4 +375,56 @@ def resize_mask(mask, size):
         return None
 
 
+# ---- q5 (a decision) and the questionnaire: answers as a dict --------------------------------
+
+
+class Diagnose(ChoiceQuestion):
+    title = "For each symptom, the defect that causes it"
+    hints = (
+        "Each symptom is printed somewhere in this notebook: find the cell whose output looks "
+        "like it. The causes: 'totensor', 'bilinear', 'position', 'palette', 'binary_255', "
+        "'separate'.",
+        "A value that is no class comes from averaging or from brightness; a class that vanished "
+        "from scaling; a mask that belongs elsewhere from pairing or from random draws.",
+    )
+    solution_code = """\
+def diagnose():
+    return {"a": "totensor", "b": "bilinear", "c": "palette", "d": "binary_255",
+            "e": "position", "f": "separate"}"""
+    answers = {"a": "totensor", "b": "bilinear", "c": "palette", "d": "binary_255",
+               "e": "position", "f": "separate"}  # fmt: skip
+    reasons = {
+        "a": "`ToTensor` divides by 255: labels 1-3 truncate to 0 and 255 becomes 1 (defect 1).",
+        "b": "Bilinear resizing averages class numbers: next to a 255 border it makes 4..254.",
+        "c": "`.convert('L')` turns each palette colour into its brightness (disc 38, bar 75).",
+        "d": "255 is 'ignore': a 0/255 mask hides every foreground pixel unless binary_255=True.",
+        "e": "Sorted listings paired by position shift every pair after a missing file.",
+        "f": "Two random pipelines draw two different flips, crops and angles (defect 4).",
+    }
+
+
+class DataQuiz(Questionnaire):
+    hints = (
+        "Every answer is printed by a cell of this notebook: sections 3 to 7 and optional "
+        "section A.",
+    )
+    answers = {1: 0.0039, 2: 1, 3: 100, 4: 121, 5: "nearest", 6: 5, 7: 38, 8: "binary_255",
+               9: 2, 10: 74, 11: 86}  # fmt: skip
+    tolerances = {1: 0.0001, 3: 0.5, 10: 1, 11: 0.5}
+    reasons = {
+        1: "1 / 255 = 0.0039 (section 3, after ToTensor).",
+        2: "255 / 255 = 1.0, and `.long()` makes it class 1 (disc).",
+        3: "Every one of the 444,088 object pixels became background.",
+        4: "Bilinear 128 -> 96 gave 121 distinct values (section 3).",
+        5: "Nearest neighbour copies an existing label; it never averages.",
+        6: "Positions 3 to 7 are shifted (section 4).",
+        7: "The brightness of VOC's dark red (128, 0, 0) is 38 (optional section A).",
+        8: "`SegmentationDataset(..., binary_255=True)`, `--binary-255` on the command line.",
+        9: "0 means usable, 2 means not (section 5).",
+        10: "Separate pipelines: 74% of the object pixels disagree (section 7).",
+        11: "86.1% of the labelled training pixels are background (section 6).",
+    }
+
+
 q1, q2, q3, q4 = MaskToTensor(), PairByStem(), ClassPixelCounts(), ResizeMask()
+q5, quiz = Diagnose(), DataQuiz()

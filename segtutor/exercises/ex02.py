@@ -1,5 +1,6 @@
 """Exercises of 02_unet.ipynb: `count_conv_params`, `double_conv`, `pad_to_match` (`ex.q1` to
-`ex.q3`).
+`ex.q3`), `predict_shapes` (a prediction made before running, `ex.q4`) and the questionnaire
+(`ex.quiz`).
 
 Introduced in `02_unet.ipynb`.
 """
@@ -14,9 +15,10 @@ from torch import nn
 
 from segtutor.exercises.compare import compare_tensors
 from segtutor.exercises.core import Case, Incorrect, Mistake, Question
-from segtutor.model import DoubleConv, Up
+from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
+from segtutor.model import DoubleConv, UNet, Up
 
-__all__ = ["q1", "q2", "q3"]
+__all__ = ["q1", "q2", "q3", "q4", "quiz"]
 
 
 class CountConvParams(Question):
@@ -238,4 +240,71 @@ def pad_to_match(x, skip):
         return "Pad with zeros (`F.pad`'s default), half of the difference on each side."
 
 
+# ---- q4 (predict, then run) and the questionnaire: answers as a dict ------------------------
+
+
+class PredictShapes(ChoiceQuestion):
+    title = "Predict the shapes in UNet(num_classes=3, base_width=16, depth=3) on (2, 3, 96, 160)"
+    hints = (
+        "Each `Down` halves the height and width and doubles the channels; depth=3 means three "
+        "`Down`s after `inc`, which has `base_width` channels.",
+        "The bottleneck is `downs[2]`: 96 / 8 by 160 / 8, 16 * 8 channels. `ups[0]` concatenates "
+        "the upsampled bottleneck (half its channels) with `downs[1]`'s output (as many).",
+        "The stride of the bottleneck is how many input pixels apart its positions are: 2 per "
+        "`Down`.",
+    )
+    solution_code = """\
+def predict_shapes():
+    return {"bottleneck": (2, 128, 12, 20), "ups[0] concat": (2, 128, 24, 40),
+            "logits": (2, 3, 96, 160), "stride": 8}"""
+    reasons = {
+        "bottleneck": "Three halvings: 96 / 8 = 12, 160 / 8 = 20; channels 16 -> 32 -> 64 -> 128.",
+        "ups[0] concat": "64 upsampled channels + 64 from the skip `downs[1]`, at 24x40.",
+        "logits": "The logits have the input's height and width and one channel per class.",
+        "stride": "2 x 2 x 2 = 8 input pixels between neighbouring bottleneck positions.",
+    }
+
+    def reference(self) -> dict:
+        """The shapes, read off the model itself with forward hooks."""
+        model = UNet(num_classes=3, base_width=16, depth=3).eval()
+        shapes = {}
+
+        def record(name):  # a hook that returns None leaves the output as it is
+            return lambda module, args, *out: shapes.update({name: tuple((out or args)[0].shape)})
+
+        hooks = [
+            model.downs[-1].register_forward_hook(record("bottleneck")),
+            model.ups[0].conv.register_forward_pre_hook(record("ups[0] concat")),
+        ]
+        with torch.no_grad():
+            shapes["logits"] = tuple(model(torch.zeros(2, 3, 96, 160)).shape)
+        for hook in hooks:
+            hook.remove()
+        return shapes | {"stride": 96 // shapes["bottleneck"][2]}
+
+
+class UNetQuiz(Questionnaire):
+    hints = (
+        "Every answer is printed by a cell of this notebook: the parameter counts, the receptive "
+        "field table, the IoU table of the grids, the odd-size warning, the deep-supervision "
+        "heads.",
+    )
+    answers = {1: 824, 2: 16, 3: 140, 4: 0.138, 5: 31.0, 6: 17.3, 7: 4, 8: (48, 64),
+               9: "bilinear", 10: 460}  # fmt: skip
+    tolerances = {4: 0.01, 5: 0.1, 6: 0.1, 7: 0.2}
+    reasons = {
+        1: "(8*3*3*3) + 2*8 + (8*8*3*3) + 2*8 = 824.",
+        2: "Four `Down`s: 2^4 = 16 pixels between bottleneck positions.",
+        3: "The receptive field table ends at 140 px: more than the whole image.",
+        4: "Ring IoU through the 8x8 grid: 0.138 in the table (the bar 0.188, the disc 0.410).",
+        5: "31,037,828 parameters at base_width=64 with transposed convolutions.",
+        6: "17,263,042 with bilinear upsampling, the tutorial's own default.",
+        7: "A conv's weights grow with in_channels x out_channels: 2 x 2 = 4.",
+        8: "The next multiples of 16 of 37 and 53 are 48 and 64 (the warning says so).",
+        9: "`nn.Upsample` only interpolates; a transposed convolution learns its weights.",
+        10: "Three 1x1 heads: 4 x (64 + 32 + 16) weights + 3 x 4 biases = 460.",
+    }
+
+
 q1, q2, q3 = CountConvParams(), DoubleConvQuestion(), PadToMatch()
+q4, quiz = PredictShapes(), UNetQuiz()

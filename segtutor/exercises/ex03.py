@@ -1,5 +1,6 @@
 """Exercises of 03_losses.ipynb: `pixel_cross_entropy`, `median_frequency_weights`,
-`soft_dice_loss` (`ex.q1` to `ex.q3`).
+`soft_dice_loss` (`ex.q1` to `ex.q3`), `choose_loss` (a decision, `ex.q4`) and the
+questionnaire (`ex.quiz`).
 
 Introduced in `03_losses.ipynb`.
 """
@@ -11,10 +12,11 @@ import torch.nn.functional as F
 
 from segtutor.exercises.compare import compare_tensors
 from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.losses import DiceLoss, class_weights
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3"]
+__all__ = ["q1", "q2", "q3", "q4", "quiz"]
 
 
 def _logits_and_masks(g, n, c, h, w, ignored=0, absent=None):
@@ -228,4 +230,53 @@ def soft_dice_loss(logits, masks, ignore_index=255, smooth=1.0):
         return None
 
 
+# ---- q4 (a decision) and the questionnaire: answers as a dict --------------------------------
+
+
+class ChooseLoss(ChoiceQuestion):
+    title = "For each need, the loss that meets it: 'ce', 'weighted ce', 'dice' or 'ce+dice'"
+    hints = (
+        "Look at the table of the four models under each loss: which loss charges 'misses every "
+        "ring' and 'misses as many bg' the same, which charges them most differently?",
+        "And at the plot of the losses against the probability of the true class: which one "
+        "grows without bound as that probability goes to 0, which one stays at most 1?",
+    )
+    solution_code = """\
+def choose_loss():
+    return {"a": "weighted ce", "b": "ce", "c": "dice", "d": "dice", "e": "ce+dice"}"""
+    answers = {"a": "weighted ce", "b": "ce", "c": "dice", "d": "dice", "e": "ce+dice"}
+    reasons = {
+        "a": "Weighted CE charged missing the rings 62x missing as many background pixels; "
+        "Dice 10x; plain CE 1x.",
+        "b": "Plain CE gave both models 0.1714: a pixel is a pixel.",
+        "c": "Dice scores each class as a whole against its own size: no weights needed.",
+        "d": "1 - Dice stays between 0 and 1; -log p has no upper bound as p goes to 0.",
+        "e": "The sum keeps CE's smooth per-pixel gradient and Dice's equal say per class; it "
+        "is the loss the recipe trains with.",
+    }
+
+
+class LossQuiz(Questionnaire):
+    hints = (
+        "Every answer is printed by a cell of this notebook: the 2x2 example, the dtype errors, "
+        "the 255 share, the all-background table, the class weights, the loss tables.",
+    )
+    answers = {1: 1.10, 2: ("int64", "long", "torch.int64", "torch.long"), 3: -100, 4: 2.75,
+               5: 0, 6: 4.564, 7: 2.572, 8: 62.4, 9: "ce", 10: "ce"}  # fmt: skip
+    tolerances = {1: 0.01, 4: 0.01, 6: 0.001, 7: 0.001, 8: 0.1}
+    reasons = {
+        1: "A three-way tie: probability 1/3, loss log 3 = 1.10.",
+        2: "Class indices are int64 (`torch.long`); float, int32 and uint8 are refused.",
+        3: "PyTorch's default ignore_index is -100, so 255 counts as a class number.",
+        4: "2.75% of the validation pixels are marked 255.",
+        5: "Predicting background everywhere finds no object: IoU 0 for disc, bar and ring.",
+        6: "Median frequency over all pixels: the ring gets 4.564.",
+        7: "Counted over the 113 images with a ring (Eigen & Fergus): 2.572.",
+        8: "Missing the rings costs 62.4x missing as many background pixels under weighted CE.",
+        9: "Plain CE charges both models 0.1714.",
+        10: "`CEDiceLoss` passes the weights to its cross-entropy term only.",
+    }
+
+
 q1, q2, q3 = PixelCrossEntropy(), MedianFrequencyWeights(), SoftDiceLoss()
+q4, quiz = ChooseLoss(), LossQuiz()

@@ -71,7 +71,7 @@ class ChoiceQuestion(Question):
 
     def same(self, item: Any, expected: Any, got: Any) -> bool:
         """Whether `got` answers `item` as `expected` does (see the module's rules)."""
-        if isinstance(expected, tuple) and all(isinstance(e, str) for e in expected):
+        if _alternatives(expected):
             return any(self.same(item, one, got) for one in expected)
         if isinstance(expected, tuple):  # a shape: the same numbers in the same order
             return (
@@ -102,7 +102,13 @@ class Questionnaire(ChoiceQuestion):
     def __init__(self) -> None:
         super().__init__()
         if not self.solution_code:
-            self.solution_code = f"def questionnaire():\n    return {self.answers!r}"
+            first = {k: v[0] if _alternatives(v) else v for k, v in self.answers.items()}
+            self.solution_code = f"def questionnaire():\n    return {first!r}"
+
+
+def _alternatives(answer: Any) -> bool:
+    """A tuple of strings: any of them is right."""
+    return isinstance(answer, tuple) and all(isinstance(a, str) for a in answer)
 
 
 def _is_number(value: Any) -> bool:
