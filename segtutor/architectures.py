@@ -48,6 +48,7 @@ __all__ = [
     "TorchvisionSegmenter",
     "build_model",
     "encoder_parameters",
+    "freeze_encoder",
     "model_config",
     "model_from_config",
 ]
@@ -305,6 +306,17 @@ def encoder_parameters(model: nn.Module) -> list[nn.Parameter]:
             "from its decoder (needed by freeze_encoder_epochs and encoder_lr_factor)"
         )
     return list(model.encoder_parameters())
+
+
+def freeze_encoder(model: nn.Module, frozen: bool = True) -> None:
+    """Stop (or restart) training the encoder: its parameters' `requires_grad = not frozen`.
+
+    Introduced in `08_relatives.ipynb`; `segtutor.train.fit` calls it before each epoch when
+    `TrainConfig.freeze_encoder_epochs` is set. A frozen parameter gets no gradient, so the
+    optimizer leaves it (and its weight decay) alone; BatchNorm statistics still adapt.
+    """
+    for parameter in encoder_parameters(model):
+        parameter.requires_grad_(not frozen)
 
 
 def model_config(model: nn.Module) -> dict[str, Any] | None:

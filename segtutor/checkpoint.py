@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from segtutor.architectures import model_config, model_from_config
 from segtutor.errors import CheckpointError
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "CHECKPOINT_VERSION",
     "cpu_state",
     "load_checkpoint",
+    "load_matching",
     "model_from_checkpoint",
     "random_state",
     "restore_random_state",
@@ -158,23 +160,48 @@ def _check_format(path: Path, checkpoint: Any) -> None:
 
 
 def model_from_checkpoint(checkpoint: str | os.PathLike | Mapping[str, Any]) -> nn.Module:
-    """Rebuild the `segtutor.model.UNet` a checkpoint was trained with, weights loaded, eval mode.
+    """Rebuild the model a checkpoint was trained with, weights loaded, in eval mode.
 
-    Introduced in `04_training.ipynb`.
+    Introduced in `04_training.ipynb`. Any model of `segtutor.architectures.MODELS`: the
+    checkpoint's `model_config` names it (a checkpoint without a name holds a `UNet`). Never
+    downloads anything: the weights, pretrained ones included, are in the checkpoint.
     """
-    from segtutor.model import UNet
-
     if not isinstance(checkpoint, Mapping):
         checkpoint = load_checkpoint(checkpoint)
     if checkpoint.get("model_config") is None:
         raise CheckpointError(
             "this checkpoint does not say how to build its model (model_config is None: it was "
-            "trained with a model other than segtutor's UNet). Build that model yourself and "
+            "trained with a model segtutor did not build). Build that model yourself and "
             "call model.load_state_dict(checkpoint['model_state'])."
         )
-    model = UNet(**checkpoint["model_config"])
+    try:
+        model = model_from_config(checkpoint["model_config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"cannot rebuild this checkpoint's model ({checkpoint['model_config']}): {error}. "
+            "Was it written by a newer segtutor? Upgrade segtutor."
+        ) from error
     model.load_state_dict(checkpoint["model_state"])
     return model.eval()
+
+
+def load_matching(
+    model: nn.Module, state: Mapping[str, torch.Tensor]
+) -> tuple[list[str], list[str]]:
+    """Copy every tensor of `state` whose name and shape fit `model`: `(reused, fresh)` names.
+
+    Introduced in `08_relatives.ipynb` (starting a run from another run's checkpoint,
+    `RecipeOptions.init_from`). A model with another class count keeps its own new head (the
+    `fresh` names, e.g. `outc.conv.weight`); everything else starts where the other run ended.
+    """
+    own = model.state_dict()
+    fitting = {
+        name: value
+        for name, value in state.items()
+        if name in own and tuple(own[name].shape) == tuple(value.shape)
+    }
+    model.load_state_dict(fitting, strict=False)
+    return list(fitting), [name for name in own if name not in fitting]
 
 
 # --- what fit stores besides the weights ------------------------------------------------------
@@ -194,15 +221,14 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def run_metadata(model: nn.Module, loader: DataLoader, config: Any) -> dict[str, Any]:
     """The checkpoint fields that describe a run: config, how to rebuild the model, classes.
 
+    `model_config` is `segtutor.architectures.model_config(model)`: the architecture's name and
+    arguments (None for a model segtutor did not build).
+
     `config` is a dataclass (a `TrainConfig`); the class names and palette are looked up on the
     loader's dataset (through `Subset`s).
 
     Introduced in `04_training.ipynb`.
     """
-    keys = ("in_channels", "num_classes", "base_width", "depth", "bilinear", "deep_supervision")
-    model_config = None
-    if all(hasattr(model, key) for key in keys):
-        model_config = {key: _plain(getattr(model, key)) for key in keys}
     dataset = loader.dataset
     while not hasattr(dataset, "class_names") and hasattr(dataset, "dataset"):
         dataset = dataset.dataset  # look through torch.utils.data.Subset
@@ -210,15 +236,10 @@ def run_metadata(model: nn.Module, loader: DataLoader, config: Any) -> dict[str,
     class_names = getattr(dataset, "class_names", None)
     return {
         "config": asdict(config),
-        "model_config": model_config,
+        "model_config": model_config(model),
         "class_names": [str(n) for n in class_names] if class_names is not None else None,
         "palette": [[int(c) for c in color] for color in palette] if palette is not None else None,
     }
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars -> python scalars, so that weights_only loading accepts them."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def random_state(loader: DataLoader) -> dict[str, Any]:

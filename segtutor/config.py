@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
+from segtutor.architectures import encoder_parameters
 from segtutor.jsonio import json_ready
 
 if TYPE_CHECKING:
@@ -118,6 +119,16 @@ class TrainConfig:
     # keys), whose batch statistics are taken over the images of all processes (helps when each
     # process has only a few images per batch). GPUs only; ignored in a single process.
     sync_batchnorm: bool = False
+    # Transfer learning (08_relatives.ipynb): the first N epochs train the decoder (or head)
+    # alone, the encoder frozen (requires_grad False; its BatchNorm statistics still adapt),
+    # so that a new, random decoder does not wreck pretrained features with its first large
+    # gradients; then fit unfreezes it. 0: never frozen. Which parameters are the encoder the
+    # model says (`segtutor.architectures.encoder_parameters`).
+    freeze_encoder_epochs: int = 0
+    # The encoder's learning rate is lr * this factor (its own optimizer group; the schedule
+    # scales both groups alike): below 1, pretrained features change slowly while the decoder
+    # learns. 1.0: one group, every parameter at lr.
+    encoder_lr_factor: float = 1.0
 
 
 @dataclass
@@ -289,10 +300,25 @@ def _cosine_between(a: float, b: float, t: float) -> float:
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer `config.optimizer` names, over all of `model`'s parameters.
 
-    Introduced in `04_training.ipynb`.
+    Introduced in `04_training.ipynb`. With `config.encoder_lr_factor != 1` (`08_relatives.ipynb`)
+    it has two parameter groups: the rest of the model at `lr` (group 0), then the encoder at
+    `lr * encoder_lr_factor`, a factor the group keeps as `"lr_factor"` so that the schedule
+    (`train_one_epoch`'s `lr_schedule`) scales both groups alike.
     """
+    groups: Any = model.parameters()
+    if config.encoder_lr_factor != 1.0:
+        encoder = {id(p) for p in encoder_parameters(model)}
+        factor = config.encoder_lr_factor
+        groups = [
+            {"params": [p for p in model.parameters() if id(p) not in encoder]},
+            {
+                "params": [p for p in model.parameters() if id(p) in encoder],
+                "lr": config.lr * factor,
+                "lr_factor": factor,
+            },
+        ]
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'adamw' or 'adam'")

@@ -25,12 +25,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
+from segtutor.architectures import build_model, model_from_config
+from segtutor.checkpoint import load_checkpoint, load_matching, model_from_checkpoint
 from segtutor.data import SegmentationDataset, load_splits, make_loader
 from segtutor.distributed import world_size
-from segtutor.errors import DataError, Problem
+from segtutor.errors import CheckpointError, DataError, Problem
 from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
-from segtutor.model import build_unet, count_parameters
+from segtutor.model import count_parameters
 from segtutor.runtime import choose_device, seed_everything
 from segtutor.settings import quick_mode
 from segtutor.sizing import region_width, sample_masks, working_scale
@@ -78,10 +79,25 @@ class RecipeOptions:
     class_weights: str | None = RECOMMENDED_WEIGHTING
     # "ce", "dice" or "ce+dice" (see TrainConfig.loss).
     loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"
+    # The architecture, a key of `segtutor.architectures.MODELS` (08_relatives.ipynb): "unet" is
+    # the course's; the others are its relatives, several of them over a torchvision backbone.
+    model: str = "unet"
     # U-Net size, a key of `segtutor.model.PRESETS`: "course" is fast on a CPU, "full" the paper's.
+    # Sizes "unet" only.
     preset: str = "course"
-    # Also train the decoder's coarser levels to predict the classes (UNet(deep_supervision=True)).
+    # Also train the decoder's coarser levels to predict the classes (UNet(deep_supervision=True);
+    # torchvision's auxiliary head for FCN and DeepLabV3; LR-ASPP has none).
     deep_supervision: bool = True
+    # "imagenet": the backbone starts from torchvision's ImageNet weights (downloaded once into
+    # torchvision's cache, see segtutor.pretrained); None: random weights, nothing downloaded.
+    pretrained: Literal["imagenet"] | None = None
+    # A checkpoint of ours to start from (transfer learning from another of our runs): its
+    # architecture, and every weight whose name and shape fit, so a different class count gets
+    # a new head. Unlike `resume_from`, training starts afresh (epochs, lr schedule, optimizer).
+    init_from: str | Path | None = None
+    # Epochs with the encoder frozen, and the encoder's lr factor (see TrainConfig).
+    freeze_encoder_epochs: int = 0
+    encoder_lr_factor: float = 1.0
     # Passes over the training set; None: `default_epochs()`, or no limit with a time budget.
     num_epochs: int | None = None
     # Wall-clock seconds for the whole fit; None: no budget.
@@ -137,6 +153,8 @@ class Run:
     input_mode: str
     image_sizes: set[tuple[int, int]] = field(repr=False)
     resume_from: dict[str, Any] | None = field(default=None, repr=False)
+    # what `RecipeOptions.init_from` reused of its checkpoint, in words ("" without one)
+    init_note: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -164,9 +182,10 @@ class Run:
             f"data: {self.data} ({len(self.train_ds)} train / {len(self.val_ds)} val, "
             f"{self.num_classes} classes, images {sizes_text}; input mode '{self.input_mode}' "
             f"at {self.options.input_size}px, working scale {self.config.working_scale:g})\n"
-            f"model: U-Net '{self.options.preset}', "
+            f"model: {_model_text(self.model, self.options)}, "
             f"{count_parameters(self.model) / 1e6:.2f} M parameters, on {device}"
             + (f"; run folder: {run_dir}" if run_dir is not None else "")
+            + (f"\n{self.init_note}" if self.init_note else "")
         )
 
 
@@ -221,14 +240,19 @@ def prepare(
     scale = scale if mode == "crop" else 1.0  # "resize" brings every image to one size anyway
     train_loader, val_loader = _loaders(train_ds, val_ds, mode, scale, options)
 
+    init_note = ""
     if checkpoint is not None:
         model = model_from_checkpoint(checkpoint)
+    elif options.init_from is not None:
+        model, init_note = _model_from_run(options, train_ds.num_classes)
     else:
         seed_everything(options.seed)  # the initial weights: fit seeds only what happens inside it
-        model = build_unet(
-            options.preset,
-            num_classes=train_ds.num_classes,
+        model = build_model(
+            options.model,
+            train_ds.num_classes,
+            preset=options.preset,
             deep_supervision=options.deep_supervision,
+            pretrained=options.pretrained,
         )
     config = _config(train_ds, mode, options)
     config.working_scale = scale
@@ -244,7 +268,42 @@ def prepare(
         mode,
         sizes,
         dict(checkpoint) if checkpoint is not None else None,
+        init_note,
     )
+
+
+def _model_from_run(options: RecipeOptions, num_classes: int) -> tuple[nn.Module, str]:
+    """A fresh model of `options.init_from`'s architecture with every weight that fits copied."""
+    if options.pretrained is not None:
+        raise ValueError("init_from and pretrained both give the starting weights: choose one")
+    checkpoint = load_checkpoint(options.init_from)
+    saved = dict(checkpoint.get("model_config") or {})
+    name = saved.get("name", "unet")
+    if options.model not in ("unet", name):  # "unet": the default, the checkpoint decides
+        raise CheckpointError(
+            f"{options.init_from} holds a {name} model, not a {options.model}: start a "
+            f"{options.model} from a checkpoint of one, or leave out the model choice"
+        )
+    saved.update(num_classes=num_classes, deep_supervision=options.deep_supervision)
+    seed_everything(options.seed)  # the new head's weights
+    model = model_from_config(saved)
+    reused, fresh = load_matching(model, checkpoint["model_state"])
+    note = (
+        f"init from {options.init_from}: {len(reused)} of {len(reused) + len(fresh)} weight "
+        f"tensors reused"
+    )
+    if fresh:
+        note += f"; new: {', '.join(fresh[:4])}" + (
+            f" and {len(fresh) - 4} more" if len(fresh) > 4 else ""
+        )
+    return model, note
+
+
+def _model_text(model: nn.Module, options: RecipeOptions) -> str:
+    """`U-Net 'course'`, or the architecture's name, with how it was initialised."""
+    name = getattr(model, "name", options.model)
+    text = f"U-Net '{options.preset}'" if name == "unet" else name
+    return text + (" (ImageNet backbone)" if options.pretrained else "")
 
 
 def _loaders(
@@ -298,6 +357,8 @@ def _config(train_ds: SegmentationDataset, mode: str, options: RecipeOptions) ->
         input_mode=mode,
         sync_batchnorm=options.sync_batchnorm,
         compile=options.compile,
+        freeze_encoder_epochs=options.freeze_encoder_epochs,
+        encoder_lr_factor=options.encoder_lr_factor,
     )
     if options.lr is not None:
         config.lr = options.lr

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from segtutor.architectures import encoder_parameters, freeze_encoder
 from segtutor.config import (
     Callback,
     History,
@@ -98,7 +99,8 @@ def train_one_epoch(
 
     Args (what `fit` adds):
         device: where the batches go; default the model's device.
-        lr_schedule: `f(step) -> lr`, called before each batch; sets every group's lr.
+        lr_schedule: `f(step) -> lr`, called before each batch; sets every group's lr (times
+            the group's `"lr_factor"`, if it has one: the encoder's, see `build_optimizer`).
         amp_dtype, scaler: autocast type of the forward pass and loss, and a `GradScaler` (float16).
         channels_last: feed the images in channels-last memory layout (same numbers).
         grad_clip: clip the gradient norm of `model.parameters()` to this value.
@@ -126,7 +128,7 @@ def train_one_epoch(
         if lr_schedule is not None:
             lr = lr_schedule(step)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_factor", 1.0)
         images = images.to(device, non_blocking=True)  # (N, 3, H, W)
         masks = masks.to(device, non_blocking=True)  # (N, H, W)
         if channels_last:
@@ -321,6 +323,8 @@ def fit(
 
     for epoch in range(len(history) + 1, config.num_epochs + 1):
         epoch_start, logged = run.start_epoch(epoch), _MainHeadLog(loss_fn)  # + main head alone
+        if config.freeze_encoder_epochs:  # transfer learning: the decoder alone at first
+            freeze_encoder(model, epoch <= config.freeze_encoder_epochs)
         train_loss = train_one_epoch(
             net, train_loader, logged, optimizer, step=run.step, epoch=epoch, **step_options
         )
@@ -341,6 +345,8 @@ def fit(
         if run.stop_after_epoch(should_stop(validated, config.early_stopping_patience)):
             break
 
+    if config.freeze_encoder_epochs:  # a run shorter than the freeze leaves no frozen model
+        freeze_encoder(model, False)
     history.stop_reason, history.validation = run.stop_reason, run.describe_validation()
     history.speed = describe_settings(speed)
     model.load_state_dict(run.best_state)
@@ -403,6 +409,12 @@ def _check_inputs(
             f"sync_batchnorm=True needs GPUs (PyTorch's SyncBatchNorm does not run on {device}); "
             "on CPUs leave it off: the processes then share rank 0's BatchNorm statistics"
         )
+    if is_distributed() and config.freeze_encoder_epochs:
+        # DDP fixes at wrapping time which parameters get gradients: unfreezing later would
+        # leave the encoder unsynchronised between processes
+        raise ValueError("freeze_encoder_epochs does not work under torchrun; set it to 0")
+    if config.freeze_encoder_epochs or config.encoder_lr_factor != 1.0:
+        encoder_parameters(model)  # fails now, not after an epoch, if the model cannot say
     return num_classes
 
 

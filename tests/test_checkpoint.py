@@ -18,6 +18,7 @@ from segtutor.checkpoint import (
     CHECKPOINT_VERSION,
     cpu_state,
     load_checkpoint,
+    load_matching,
     model_from_checkpoint,
     random_state,
     restore_random_state,
@@ -160,6 +161,7 @@ def test_run_metadata_is_plain_and_looks_through_subsets():
     meta = run_metadata(UNet(num_classes=2, base_width=4, depth=2), DataLoader(dataset), _Config())
     assert meta["config"] == {"lr": 0.1}
     assert meta["model_config"]["num_classes"] == 2 and meta["model_config"]["depth"] == 2
+    assert meta["model_config"]["name"] == "unet"
     assert meta["class_names"] == ["background", "disc"]
     assert meta["palette"] == [[0, 0, 0], [230, 159, 0]]
     assert (
@@ -168,3 +170,44 @@ def test_run_metadata_is_plain_and_looks_through_subsets():
         ]
         is None
     )  # not a UNet: nothing to rebuild
+
+
+def test_model_from_checkpoint_rebuilds_any_architecture(tmp_path):
+    from segtutor.architectures import TorchvisionSegmenter, build_model, model_config
+
+    torch.manual_seed(0)
+    model = build_model("lraspp-mobilenetv3", num_classes=3).eval()
+    path = save_checkpoint(
+        tmp_path / "lraspp.pt", model_state=model.state_dict(), model_config=model_config(model)
+    )
+    assert load_checkpoint(path)["model_config"] == {
+        "name": "lraspp-mobilenetv3",
+        "num_classes": 3,
+        "deep_supervision": False,
+    }
+    rebuilt = model_from_checkpoint(path)
+    assert isinstance(rebuilt, TorchvisionSegmenter) and not rebuilt.training
+    images = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(images), model(images))
+
+
+def test_a_model_config_this_segtutor_cannot_build_is_a_checkpoint_error():
+    with pytest.raises(CheckpointError, match="cannot rebuild.*unet-vgg"):
+        model_from_checkpoint({"model_config": {"name": "unet-vgg", "num_classes": 2},
+                               "model_state": {}})  # fmt: skip
+
+
+def test_load_matching_keeps_what_fits_and_names_the_new_head():
+    from segtutor.model import UNet
+
+    torch.manual_seed(0)
+    four = UNet(num_classes=4, base_width=4, depth=2)
+    two = UNet(num_classes=2, base_width=4, depth=2)
+    reused, fresh = load_matching(two, four.state_dict())
+    assert fresh == ["outc.conv.weight", "outc.conv.bias"]
+    assert len(reused) == len(four.state_dict()) - 2
+    torch.testing.assert_close(two.inc.double_conv[0].weight, four.inc.double_conv[0].weight)
+    torch.testing.assert_close(two.ups[-1].conv.double_conv[3].weight,
+                               four.ups[-1].conv.double_conv[3].weight)  # fmt: skip
+    assert not torch.equal(two.outc.conv.weight[:2], four.outc.conv.weight[:2])

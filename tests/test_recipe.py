@@ -339,3 +339,96 @@ def test_evaluate_applies_the_working_scale_and_scores_native_masks(
     assert main([*argv, "--device", "cpu"]) == 0
     assert '"miou"' in capsys.readouterr().out
     assert seen == [((32, 32), (64, 64))]
+
+
+# --- the U-Net's relatives and transfer learning (08_relatives.ipynb) ---------------------------
+
+
+def _end_to_end(scenes, tmp_path, name):
+    """One epoch of `name` on two crops, written to a run folder; the Run and its history."""
+    from dataclasses import replace
+
+    run = prepare(scenes, model=name, input_size=32, batch_size=2, max_train_images=2,
+                  num_epochs=1, run_dir=tmp_path, progress=False, device="cpu")  # fmt: skip
+    run.config = replace(run.config, amp=False, channels_last=False)  # nothing timed
+    return run, fit(run.model, run.train_loader, run.val_loader, run.config)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lraspp-mobilenetv3",
+        "unet-resnet18",
+        pytest.param("unet-mobilenetv3", marks=pytest.mark.slow),
+        pytest.param("deeplabv3-mobilenetv3", marks=pytest.mark.slow),
+        pytest.param("fcn-resnet50", marks=pytest.mark.slow),
+    ],
+)
+def test_every_model_trains_evaluates_predicts_and_resumes(scenes, tmp_path, name):
+    from dataclasses import replace
+
+    from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
+    from segtutor.inference import predict
+    from segtutor.train import evaluate
+
+    run, history = _end_to_end(scenes, tmp_path, name)
+    assert run.model.name == name and name in run.describe()
+    assert len(history) == 1 and history.train_loss[0] > 0
+    cm = evaluate(run.model, run.val_loader, run.num_classes)
+    assert cm.matrix.sum() == 3 * 64 * 64  # every validation pixel, at the masks' resolution
+    saved = load_checkpoint(tmp_path / "best.pt")
+    assert saved["model_config"]["name"] == name
+    rebuilt = model_from_checkpoint(saved)
+    images, _ = next(iter(run.val_loader))
+    torch.testing.assert_close(predict(rebuilt, images), predict(run.model, images))
+    again = prepare(scenes, resume_from=tmp_path / "last.pt", input_size=32, batch_size=2,
+                    max_train_images=2, num_epochs=2, progress=False, device="cpu")  # fmt: skip
+    again.config = replace(again.config, amp=False, channels_last=False)
+    resumed = fit(again.model, again.train_loader, again.val_loader, again.config,
+                  resume_from=again.resume_from)  # fmt: skip
+    assert resumed.epoch == [1, 2] and resumed.train_loss[0] == history.train_loss[0]
+
+
+def _checkpoint_of(path, name, num_classes, **kwargs):
+    from segtutor.architectures import build_model, model_config
+    from segtutor.checkpoint import save_checkpoint
+
+    torch.manual_seed(3)
+    model = build_model(name, num_classes, **kwargs)
+    save_checkpoint(path, model_state=model.state_dict(), model_config=model_config(model))
+    return model
+
+
+def test_init_from_another_class_count_keeps_what_fits(scenes, tmp_path):
+    six = _checkpoint_of(tmp_path / "six.pt", "unet", 6, preset="tiny", deep_supervision=True)
+    run = prepare(scenes, init_from=tmp_path / "six.pt", input_size=32, deep_supervision=False)
+    model = run.model
+    assert model.num_classes == 4 and model.depth == 3  # scenes' classes, the checkpoint's size
+    torch.testing.assert_close(model.inc.double_conv[0].weight, six.inc.double_conv[0].weight)
+    torch.testing.assert_close(model.ups[0].up.weight, six.ups[0].up.weight)
+    assert model.outc.conv.weight.shape[0] == 4
+    total = len(model.state_dict())
+    assert f"{total - 2} of {total} weight tensors reused" in run.init_note
+    assert "new: outc.conv.weight, outc.conv.bias" in run.init_note
+    assert run.init_note in run.describe()
+    assert run.resume_from is None  # a fresh run: epochs, schedule and optimizer start anew
+
+
+def test_init_from_is_checked(scenes, tmp_path):
+    from segtutor.errors import CheckpointError
+
+    _checkpoint_of(tmp_path / "lraspp.pt", "lraspp-mobilenetv3", 4)
+    run = prepare(scenes, init_from=tmp_path / "lraspp.pt", input_size=32)
+    assert run.model.name == "lraspp-mobilenetv3" and "new:" not in run.init_note
+    with pytest.raises(CheckpointError, match="holds a lraspp-mobilenetv3 model, not a unet-r"):
+        prepare(scenes, init_from=tmp_path / "lraspp.pt", model="unet-resnet18", input_size=32)
+    with pytest.raises(ValueError, match="choose one"):
+        prepare(scenes, init_from=tmp_path / "lraspp.pt", pretrained="imagenet", input_size=32)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        prepare(scenes, init_from=tmp_path / "missing.pt", input_size=32)
+
+
+def test_transfer_options_reach_the_config(scenes):
+    run = prepare(scenes, input_size=32, freeze_encoder_epochs=2, encoder_lr_factor=0.1)
+    assert run.config.freeze_encoder_epochs == 2 and run.config.encoder_lr_factor == 0.1
+    assert RecipeOptions().model == "unet" and RecipeOptions().pretrained is None

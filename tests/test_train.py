@@ -540,3 +540,72 @@ def test_history_append_records_an_epoch():
     assert history.val_iou == [[0.5, 0.5]] and history.val_miou == [0.5]
     assert history.val_pixel_accuracy == [pytest.approx(2 / 3)]
     assert (history.epoch, history.train_loss, history.lr) == ([1], [0.9], [0.01])
+
+
+# --- transfer learning: a frozen encoder, a slower encoder ---------------------------------------
+
+
+def small_unet(seed: int = 0) -> nn.Module:
+    from segtutor.model import UNet
+
+    seed_everything(seed)
+    return UNet(num_classes=NUM_CLASSES, base_width=4, depth=2)
+
+
+def test_freeze_encoder_epochs_freezes_then_unfreezes():
+    model = small_unet()
+    encoder = {id(p) for p in model.encoder_parameters()}
+    snapshots = [{k: v.clone() for k, v in model.named_parameters()}]
+
+    def snapshot(epoch, history):
+        snapshots.append({k: v.clone() for k, v in model.named_parameters()})
+        trainable = {id(p) for p in model.parameters() if p.requires_grad}
+        assert trainable.isdisjoint(encoder) == (epoch == 1)  # frozen during epoch 1 only
+
+    config = replace(CONFIG, num_epochs=2, freeze_encoder_epochs=1, amp=False)
+    fit(model, *loaders(), config, callbacks=[snapshot])
+    before, after_1, after_2 = snapshots
+    names = {name for name, p in model.named_parameters() if id(p) in encoder}
+    assert names and all(name.startswith(("inc.", "downs.")) for name in names)
+    for name in before:
+        changed_1 = not torch.equal(before[name], after_1[name])
+        assert changed_1 == (name not in names), name  # the decoder learned, the encoder not
+    assert all(not torch.equal(after_1[name], after_2[name]) for name in names)  # unfrozen
+    assert all(p.requires_grad for p in model.parameters())  # fit leaves nothing frozen
+
+
+def test_a_run_shorter_than_the_freeze_ends_unfrozen():
+    model = small_unet()
+    fit(model, *loaders(), replace(CONFIG, num_epochs=1, freeze_encoder_epochs=5, amp=False))
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_encoder_lr_factor_gives_the_encoder_its_own_scheduled_group():
+    from segtutor.config import build_optimizer
+
+    model = small_unet()
+    config = replace(CONFIG, encoder_lr_factor=0.1, lr=0.05, scheduler="cosine", amp=False)
+    optimizer = build_optimizer(model, config)
+    decoder_group, encoder_group = optimizer.param_groups
+    assert {id(p) for p in encoder_group["params"]} == {id(p) for p in model.encoder_parameters()}
+    assert len(decoder_group["params"]) + len(encoder_group["params"]) == len(
+        list(model.parameters())
+    )
+    assert encoder_group["lr"] == pytest.approx(0.005) and decoder_group["lr"] == 0.05
+    train_loader, _ = loaders()
+    schedule = lambda step: scheduled_lr(config, 0.5)  # noqa: E731  (half way: lr / 2)
+    train_one_epoch(model, train_loader, nn.CrossEntropyLoss(ignore_index=255), optimizer,
+                    lr_schedule=schedule)  # fmt: skip
+    assert decoder_group["lr"] == pytest.approx(0.025)
+    assert encoder_group["lr"] == pytest.approx(0.0025)
+    assert len(build_optimizer(model, replace(config, encoder_lr_factor=1.0)).param_groups) == 1
+
+
+def test_encoder_lr_factor_trains_and_resumes(tmp_path):
+    config = replace(CONFIG, num_epochs=2, encoder_lr_factor=0.1, amp=False,
+                     last_checkpoint_path=str(tmp_path / "last.pt"))  # fmt: skip
+    whole = fit(small_unet(), *loaders(), config)
+    first = fit(small_unet(), *loaders(), replace(config, num_epochs=1))
+    assert first.lr == whole.lr[:1]
+    resumed = fit(small_unet(seed=5), *loaders(), config, resume_from=tmp_path / "last.pt")
+    assert same_numbers(resumed, whole)

@@ -1,6 +1,7 @@
-"""Train a U-Net on a folder of images and masks, and write a run folder.
+"""Train a U-Net (or a relative, --model) on a folder of images and masks, and write a run folder.
 
-With no arguments it trains the course's small U-Net on the bundled multi-class sample set. Point
+With no arguments it trains the course's small U-Net on the bundled multi-class sample set;
+`--model` picks another architecture, `--pretrained imagenet` or `--init-from CKPT` its start. Point
 `--data` at your own folder (`DIR/images` + `DIR/masks`, or `DIR/train/...` + `DIR/val/...`).
 The run folder gets `best.pt` (the checkpoint with the best validation mIoU), `last.pt` (the
 latest epoch, to continue an interrupted run with `--resume`), `metrics.json`,
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from segtutor.architectures import MODELS
 from segtutor.commands.common import (
     add_data_arguments,
     count,
@@ -46,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     default = RecipeOptions()  # the recipe chooses the defaults; the options only name them
     _run_arguments(parser.add_argument_group("data and run"), default)
     _model_arguments(parser.add_argument_group("model and input"), default)
+    _transfer_arguments(parser.add_argument_group("transfer learning"), default)
     _optimisation_arguments(parser.add_argument_group("optimisation"), default)
     _machine_arguments(parser.add_argument_group("machine"), default)
 
@@ -89,12 +92,19 @@ def _run_arguments(group, default: RecipeOptions) -> None:
 
 
 def _model_arguments(group, default: RecipeOptions) -> None:
-    """Which U-Net and what it sees: its size, the input size and mode."""
+    """Which model and what it sees: its size, the input size and mode."""
+    group.add_argument(
+        "--model",
+        choices=list(MODELS),
+        default=default.model,
+        help="architecture: the course's U-Net, or a relative (08_relatives.ipynb): "
+        + "; ".join(f"{name}: {text}" for name, text in MODELS.items()),
+    )
     group.add_argument(
         "--preset",
         choices=sorted(PRESETS),
         default=default.preset,
-        help="U-Net size: 'course' is fast on a CPU, 'full' is the paper's",
+        help="U-Net size (--model unet): 'course' is fast on a CPU, 'full' is the paper's",
     )
     group.add_argument(
         "--size",
@@ -127,6 +137,41 @@ def _model_arguments(group, default: RecipeOptions) -> None:
         "(a 1x1 head each, unused at prediction), which teaches shape "
         "before colour (docs/benchmarks.md); --no-deep-supervision for the "
         "plain U-Net",
+    )
+
+
+def _transfer_arguments(group, default: RecipeOptions) -> None:
+    """Where the starting weights come from, and how gently the encoder is trained."""
+    start = group.add_mutually_exclusive_group()
+    start.add_argument(
+        "--pretrained",
+        choices=["imagenet"],
+        default=default.pretrained,
+        help="start the backbone from torchvision's ImageNet weights (downloaded once into "
+        "$TORCH_HOME/hub/checkpoints, default ~/.cache/torch; offline, the error says which "
+        "file to put where); not for --model unet",
+    )
+    start.add_argument(
+        "--init-from",
+        type=Path,
+        default=default.init_from,
+        metavar="CKPT",
+        help="start from one of our checkpoints (its architecture, every weight that fits; a "
+        "new head when the class count differs); training itself starts afresh",
+    )
+    group.add_argument(
+        "--freeze-encoder",
+        type=count,
+        default=default.freeze_encoder_epochs,
+        metavar="EPOCHS",
+        help="train the decoder alone for the first EPOCHS epochs, the encoder frozen",
+    )
+    group.add_argument(
+        "--encoder-lr-factor",
+        type=positive_float,
+        default=default.encoder_lr_factor,
+        metavar="F",
+        help="the encoder learns at lr * F (e.g. 0.1 for pretrained weights)",
     )
 
 
@@ -193,8 +238,23 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    problem = _model_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     with process_group(), _only_rank_0_prints():
         return _train(args)
+
+
+def _model_problem(args: argparse.Namespace) -> str | None:
+    """What cannot go together in the model options (before any data is read), or None."""
+    if args.model != "unet" and args.preset != RecipeOptions().preset:
+        return f"--preset sizes the course's U-Net; --model {args.model} has one size"
+    if args.model == "unet" and args.pretrained:
+        return "the course's U-Net has no pretrained weights: add e.g. --model unet-resnet18"
+    if (args.freeze_encoder or args.encoder_lr_factor != 1.0) and args.resume:
+        return None  # the resumed run's own settings come from the same options: fine
+    return None
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -210,8 +270,13 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         class_weights=None if args.class_weights == "none" else args.class_weights,
         loss=args.loss,
+        model=args.model,
         preset=args.preset,
         deep_supervision=args.deep_supervision,
+        pretrained=args.pretrained,
+        init_from=args.init_from,
+        freeze_encoder_epochs=args.freeze_encoder,
+        encoder_lr_factor=args.encoder_lr_factor,
         num_epochs=args.epochs,
         time_budget_s=args.time_budget,
         lr=args.lr,

@@ -1,0 +1,236 @@
+"""segtutor.architectures and segtutor.pretrained: every model on the UNet's footing, offline.
+
+Nothing here may touch the network: an autouse fixture makes torch.hub's download raise, so a
+model built without `pretrained` proves it downloads nothing, and the ImageNet path is tested on
+a state dict this file writes into a temporary `TORCH_HOME` under the name torchvision looks for.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+from torchvision.models import mobilenet_v3_large, resnet18
+
+from segtutor.architectures import (
+    MODELS,
+    BackboneUNet,
+    TorchvisionSegmenter,
+    build_model,
+    encoder_parameters,
+    freeze_encoder,
+    model_config,
+    model_from_config,
+)
+from segtutor.errors import DataError
+from segtutor.model import UNet, count_flops, count_parameters
+from segtutor.pretrained import IMAGENET_WEIGHTS, PretrainedWeightsError, weights_file
+
+# fcn-resnet50 (35 M parameters) is built in the slow tests only
+FAST = [name for name in MODELS if name != "fcn-resnet50"]
+ALL = [*FAST, pytest.param("fcn-resnet50", marks=pytest.mark.slow)]
+
+# trainable parameters with 3 classes, no auxiliary heads: the figures notebook 08 compares
+PARAMETERS = {
+    "unet": 486_916,
+    "unet-resnet18": 15_935_427,
+    "unet-mobilenetv3": 3_454_371,
+    "fcn-resnet50": 32_948_163,
+    "deeplabv3-mobilenetv3": 11_024_131,
+    "lraspp-mobilenetv3": 3_218_478,
+}
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    """No test may download: torch.hub's downloader raises, and the cache is an empty folder."""
+
+    def refuse(url, *args, **kwargs):
+        raise urllib.error.URLError(f"offline test: refused to download {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_model_obeys_the_unet_output_contract(name):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3)
+    assert model.name == name and model.num_classes == 3 and model.in_channels == 3
+    images = torch.randn(2, 3, 37, 45)  # odd sizes: padded (or resized) and cropped back
+    model.eval()
+    with torch.no_grad():
+        logits = model(images)
+    assert isinstance(logits, torch.Tensor) and logits.shape == (2, 3, 37, 45)
+    model.train()
+    logits = model(images)  # no deep supervision: logits alone in training mode too
+    assert isinstance(logits, torch.Tensor) and logits.shape == (2, 3, 37, 45)
+    logits.mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_parameter_and_flop_counts(name):
+    model = build_model(name, num_classes=3)
+    assert count_parameters(model) == PARAMETERS[name]
+    flops = count_flops(model, (1, 3, 64, 64))
+    assert flops > 0
+    # convolutions only: twice the resolution, about four times the work
+    assert count_flops(model, (1, 3, 128, 128)) == pytest.approx(4 * flops, rel=0.05)
+
+
+@pytest.mark.parametrize("name", ["unet", "unet-resnet18", "unet-mobilenetv3"])
+def test_deep_supervision_of_the_unets_gives_coarse_logits_at_1_16_1_8_1_4(name):
+    model = build_model(name, num_classes=3, deep_supervision=True).train()
+    logits, aux = model(torch.randn(2, 3, 64, 96))
+    assert logits.shape == (2, 3, 64, 96)
+    if name == "unet":  # depth 4: 1/8, 1/4, 1/2
+        assert [a.shape[-2:] for a in aux] == [(8, 12), (16, 24), (32, 48)]
+    else:  # the backbone's 1/32 bottleneck: 1/16, 1/8, 1/4
+        assert [a.shape[-2:] for a in aux] == [(4, 6), (8, 12), (16, 24)]
+    assert isinstance(model.eval()(torch.randn(1, 3, 64, 96)), torch.Tensor)
+
+
+def test_torchvisions_dict_becomes_logits_and_one_aux():
+    torch.manual_seed(0)
+    model = build_model("deeplabv3-mobilenetv3", num_classes=3, deep_supervision=True)
+    assert isinstance(model, TorchvisionSegmenter) and model.deep_supervision
+    images = torch.randn(2, 3, 48, 40)
+    model.train()
+    logits, aux = model(images)
+    raw = model.net(images)  # torchvision's own dict, the same batch statistics
+    assert logits.shape == aux[0].shape == (2, 3, 48, 40) and len(aux) == 1
+    torch.testing.assert_close(logits, raw["out"])
+    torch.testing.assert_close(aux[0], raw["aux"])
+    model.eval()
+    torch.testing.assert_close(model(images), model.net(images)["out"])
+    # LR-ASPP has no auxiliary head: deep supervision is not asked of it
+    assert build_model("lraspp-mobilenetv3", 3, deep_supervision=True).deep_supervision is False
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_encoder_parameters_are_the_backbone(name):
+    model = build_model(name, num_classes=3)
+    encoder = {id(p) for p in encoder_parameters(model)}
+    everything = {id(p) for p in model.parameters()}
+    assert encoder and encoder < everything  # a decoder or head remains
+    if isinstance(model, UNet):
+        expected = [*model.inc.parameters(), *model.downs.parameters()]
+    elif isinstance(model, BackboneUNet):
+        expected = list(model.encoder.parameters())
+    else:
+        expected = list(model.net.backbone.parameters())
+    assert encoder == {id(p) for p in expected}
+    head = model.outc if hasattr(model, "outc") else model.net.classifier
+    assert not {id(p) for p in head.parameters()} & encoder
+    freeze_encoder(model)
+    assert count_parameters(model) == sum(
+        p.numel() for p in model.parameters() if id(p) not in encoder
+    )
+    freeze_encoder(model, False)
+    assert count_parameters(model) == PARAMETERS[name]
+
+
+def test_encoder_parameters_asks_the_model():
+    with pytest.raises(ValueError, match="no encoder_parameters"):
+        encoder_parameters(torch.nn.Conv2d(3, 2, 1))
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_model_config_rebuilds_the_same_model(name):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3, deep_supervision=True).eval()
+    config = model_config(model)
+    assert config["name"] == name and config["num_classes"] == 3
+    rebuilt = model_from_config(config)
+    rebuilt.load_state_dict(model.state_dict())
+    images = torch.randn(1, 3, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(images), model(images))
+
+
+def test_a_config_without_a_name_is_a_unet():
+    old = {"in_channels": 3, "num_classes": 2, "base_width": 4, "depth": 2, "bilinear": False,
+           "deep_supervision": False}  # fmt: skip
+    model = model_from_config(old)
+    assert isinstance(model, UNet) and model.base_width == 4 and model.depth == 2
+    assert model_config(model) == {"name": "unet", **old}
+    assert model_config(torch.nn.Conv2d(3, 2, 1)) is None
+
+
+def test_bad_choices_are_refused():
+    with pytest.raises(ValueError, match="unknown model 'unet-vgg'"):
+        build_model("unet-vgg")
+    with pytest.raises(ValueError, match="has one size"):
+        build_model("lraspp-mobilenetv3", preset="tiny")
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        build_model("unet", pretrained="imagenet")
+    with pytest.raises(ValueError, match="unknown pretrained"):
+        build_model("unet-resnet18", pretrained="coco")
+
+
+# --- ImageNet weights, offline ------------------------------------------------------------------
+
+
+def _cache(weights, state):
+    """Put `state` where torchvision looks for `weights` (the URL's file name)."""
+    path = weights_file(weights)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
+def test_weights_file_is_torchvisions_cache(tmp_path):
+    path = weights_file(IMAGENET_WEIGHTS["resnet18"])
+    assert path == tmp_path / "torch_home" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+
+
+def test_unet_resnet18_loads_the_cached_imagenet_weights():
+    torch.manual_seed(1)
+    state = resnet18().state_dict()  # stands for the published weights: same keys and shapes
+    _cache(IMAGENET_WEIGHTS["resnet18"], state)
+    torch.manual_seed(2)
+    model = build_model("unet-resnet18", num_classes=3, pretrained="imagenet")
+    stem, layer1, layer2, layer3, layer4 = model.encoder.stages
+    torch.testing.assert_close(stem[0].weight, state["conv1.weight"])
+    torch.testing.assert_close(stem[1].running_var, state["bn1.running_var"])
+    torch.testing.assert_close(layer1[1][0].conv1.weight, state["layer1.0.conv1.weight"])
+    torch.testing.assert_close(layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+    fresh = build_model("unet-resnet18", num_classes=3)
+    assert not torch.equal(fresh.encoder.stages[0][0].weight, state["conv1.weight"])
+
+
+def test_torchvision_models_load_the_cached_backbone_weights():
+    torch.manual_seed(1)
+    state = mobilenet_v3_large().state_dict()
+    _cache(IMAGENET_WEIGHTS["mobilenet_v3_large"], state)
+    model = build_model("lraspp-mobilenetv3", num_classes=3, pretrained="imagenet")
+    backbone = model.net.backbone  # torchvision's IntermediateLayerGetter over `features`
+    torch.testing.assert_close(backbone["0"][0].weight, state["features.0.0.weight"])
+    torch.testing.assert_close(
+        backbone["13"].block[0][0].weight, state["features.13.block.0.0.weight"]
+    )
+    unet = build_model("unet-mobilenetv3", num_classes=3, pretrained="imagenet")
+    torch.testing.assert_close(unet.encoder.stages[4][0].block[0][0].weight,
+                               state["features.13.block.0.0.weight"])  # fmt: skip
+
+
+def test_offline_without_the_file_says_which_file_to_put_where():
+    weights = IMAGENET_WEIGHTS["resnet18"]
+    with pytest.raises(PretrainedWeightsError) as caught:
+        build_model("unet-resnet18", num_classes=3, pretrained="imagenet")
+    message = str(caught.value)
+    assert str(weights_file(weights)) in message  # the exact path...
+    assert weights.url in message  # ...and where to get the file
+    assert "download failed" in message and "URLError" in message
+    assert isinstance(caught.value, DataError)  # the command line: exit 2, no traceback
+
+
+def test_a_damaged_weights_file_is_named():
+    path = weights_file(IMAGENET_WEIGHTS["mobilenet_v3_large"])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(PretrainedWeightsError, match="cannot be loaded") as caught:
+        build_model("deeplabv3-mobilenetv3", num_classes=3, pretrained="imagenet")
+    assert str(path) in str(caught.value)
