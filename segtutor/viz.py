@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import FancyBboxPatch, Patch
 
 from segtutor.settings import IGNORE_INDEX
 from segtutor.transforms import denormalize
@@ -39,6 +39,7 @@ __all__ = [
     "plot_confusion",
     "plot_history",
     "plot_predictions",
+    "plot_unet_shapes",
     "to_uint8_image",
 ]
 
@@ -419,3 +420,71 @@ def _count(n: float) -> str:
         if n >= limit:
             return f"{n / limit:.1f}{suffix}"
     return f"{n:.0f}"
+
+
+def plot_unet_shapes(model: Any, input_size: Sequence[int] = (1, 3, 128, 128)) -> Figure:
+    """The U of a `segtutor.model.UNet`, drawn from the shapes its parts output on `input_size`.
+
+    One box per part (`inc`, each `Down`, each `Up`, `outc`), labelled with its output's
+    channels and height x width; the box's height follows the grid (halved at each level) and
+    its width the channels. Arrows: down the encoder, up the decoder, and dashed skips from
+    each encoder level to the `Up` that concatenates it.
+
+    Introduced in `02_unet.ipynb`.
+
+    Args:
+        model: a `UNet` (anything with `inc`, `downs`, `ups`, `outc`); run once in eval mode
+            without gradients, its training mode restored after.
+        input_size: `(N, C, H, W)` of the zero batch it is run on.
+    """
+    parts = [("inc", model.inc)] + [(f"downs[{i}]", m) for i, m in enumerate(model.downs)]
+    parts += [(f"ups[{i}]", m) for i, m in enumerate(model.ups)] + [("outc", model.outc)]
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str):  # a forward hook that returns None leaves the output as it is
+        return lambda module, args, out: shapes.update({name: tuple(out.shape)})
+
+    hooks = [module.register_forward_hook(record(name)) for name, module in parts]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(*input_size))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+
+    depth = len(model.downs)
+    # (column, level) of each part: the encoder goes down, the decoder comes back up.
+    where = {"inc": (0, 0), "outc": (2 * depth + 1, 0)}
+    where |= {f"downs[{i}]": (i + 1, i + 1) for i in range(depth)}
+    where |= {f"ups[{i}]": (depth + 1 + i, depth - 1 - i) for i in range(depth)}
+    top_height, top_channels = shapes["inc"][2], max(s[1] for s in shapes.values())
+    size = (min(1.1 * (2 * depth + 2), 10), min(0.6 + 0.7 * (depth + 1), 4))
+    fig = Figure(figsize=size, dpi=_DPI, layout="constrained")
+    ax = fig.subplots()
+    for name, (col, level) in where.items():
+        _, channels, height, width = shapes[name]
+        box_h = 0.25 + 0.45 * height / top_height  # (0.25, 0.7]: shrinks with the grid
+        box_w = 0.8 + 0.18 * np.log2(channels + 1) / np.log2(top_channels + 1)
+        color = "#d9ead3" if name.startswith("ups") else "#cfe2f3"
+        corner = (col - box_w / 2, -level - box_h / 2)
+        style = "round,pad=0.02"
+        ax.add_patch(FancyBboxPatch(corner, box_w, box_h, boxstyle=style, fc=color, ec="0.3"))
+        label = f"{name}\n{channels}×{height}×{width}"
+        ax.text(col, -level, label, ha="center", va="center", fontsize=6.5)
+    order = ["inc"] + [f"downs[{i}]" for i in range(depth)]
+    order += [f"ups[{i}]" for i in range(depth)] + ["outc"]
+    for a, b in zip(order, order[1:], strict=False):
+        (x0, y0), (x1, y1) = where[a], where[b]
+        ax.annotate("", (x1 - 0.4, -y1), (x0 + 0.4, -y0), arrowprops={"arrowstyle": "->"})
+    for i in range(depth):  # ups[i] concatenates the encoder's output at its own level
+        skip = "inc" if i == depth - 1 else f"downs[{depth - 2 - i}]"
+        (x0, y0), (x1, _) = where[skip], where[f"ups[{i}]"]
+        ax.annotate("", (x1 - 0.5, -y0 + 0.1), (x0 + 0.5, -y0 + 0.1),
+                    arrowprops={"arrowstyle": "->", "linestyle": "--", "color": "0.5"})  # fmt: skip
+    ax.text(depth + 0.5, 0.45, "dashed: skip connections (concatenated)", ha="center", fontsize=7)
+    ax.set(xlim=(-0.6, 2 * depth + 1.6), ylim=(-depth - 0.45, 0.65))
+    ax.set_title(f"U-Net on {tuple(input_size)}: output of each part, channels×H×W", fontsize=9)
+    ax.axis("off")
+    return fig

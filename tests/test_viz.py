@@ -226,3 +226,17 @@ def test_no_pyplot_figures_and_no_rcparams_at_import():
         )
     )
     assert plt.get_fignums() == []  # figures are not registered with pyplot: no double display
+
+
+def test_plot_unet_shapes_labels_each_part_with_the_models_own_shapes():
+    from segtutor.model import UNet
+
+    model = UNet(num_classes=3, base_width=16, depth=3).train()
+    fig = viz.plot_unet_shapes(model, (2, 3, 96, 160))
+    labels = {t.get_text().split("\n")[0]: t.get_text().split("\n")[1]
+              for t in fig.axes[0].texts if "\n" in t.get_text()}  # fmt: skip
+    assert labels == {"inc": "16×96×160", "downs[0]": "32×48×80", "downs[1]": "64×24×40",
+                      "downs[2]": "128×12×20", "ups[0]": "64×24×40", "ups[1]": "32×48×80",
+                      "ups[2]": "16×96×160", "outc": "3×96×160"}  # fmt: skip
+    assert model.training  # its mode restored
+    assert len(fig.axes[0].patches) == 8
