@@ -3,6 +3,7 @@ tested against segtutor's own eager predictions."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -25,6 +26,7 @@ from segtutor import deploy  # noqa: E402  (imports onnxruntime)
 from segtutor.export import export_model  # noqa: E402
 
 DEPLOY = Path(deploy.__file__)
+REPO = DEPLOY.parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,44 @@ def test_deploy_runs_without_torch(exported, photos):
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (out / "a.png").is_file() and (out / "b_overlay.png").is_file()
+
+
+@pytest.fixture
+def no_torch(tmp_path):
+    """An environment whose Python cannot import torch (a `sitecustomize` that blocks it), as on
+    a machine with only numpy, Pillow and onnxruntime: run `python -m segtutor.deploy` in it."""
+    site = tmp_path / "no-torch"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['torch'] = None  # any `import torch` now fails\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(REPO)]))
+    check = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True)
+    assert check.returncode == 1, "the block did not work: the tests below would prove nothing"
+    return env
+
+
+def test_python_m_segtutor_deploy_runs_without_torch(exported, photos, no_torch, tmp_path):
+    # `-m segtutor.deploy` runs segtutor/__init__.py first: its re-exports must stay lazy
+    path, _ = exported
+    command = [sys.executable, "-m", "segtutor.deploy"]
+    result = subprocess.run([*command, "--help"], env=no_torch, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m segtutor.deploy")
+    out = tmp_path / "out"
+    argv = [str(path), str(photos / "a.png"), "--output", str(out)]
+    result = subprocess.run([*command, *argv], env=no_torch, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote 1 masks and overlays")
+    preds = np.asarray(Image.open(out / "a.png"))
+    assert np.array_equal(preds, deploy.OnnxSegmenter(path).predict(photos / "a.png"))
+
+
+def test_importing_segtutor_deploy_imports_no_torch():
+    code = "import sys, segtutor.deploy; print(sorted(m for m in sys.modules if 'torch' in m))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_a_foreign_onnx_file_is_refused(tmp_path):
