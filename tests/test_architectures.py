@@ -234,3 +234,88 @@ def test_a_damaged_weights_file_is_named():
     with pytest.raises(PretrainedWeightsError, match="cannot be loaded") as caught:
         build_model("deeplabv3-mobilenetv3", num_classes=3, pretrained="imagenet")
     assert str(path) in str(caught.value)
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from segtutor.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("scenes")
+    write_dataset(root, "scenes", n_train=4, n_val=2, size=(64, 64), seed=0)
+    return root
+
+
+def _train_argv(scenes, out, *extra):
+    return ["train", "--data", str(scenes), "--out", str(out), "--epochs", "1", "--size", "32",
+            "--batch-size", "2", "--quiet", "--device", "cpu", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--model", "lraspp-mobilenetv3", "--preset", "tiny"], "has one size"),
+        (["--pretrained", "imagenet"], "no pretrained weights"),
+    ],
+)
+def test_train_refuses_options_that_do_not_go_together(extra, expected, tmp_path, capsys):
+    from segtutor.cli import main
+
+    assert main(_train_argv(tmp_path, tmp_path / "run", *extra)) == 2
+    assert expected in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: one start or the other
+        main(_train_argv(tmp_path, tmp_path / "run", "--pretrained", "imagenet", "--init-from",
+                         "x.pt"))  # fmt: skip
+
+
+def test_train_offline_with_pretrained_names_the_file_and_exits_2(scenes, tmp_path, capsys):
+    from segtutor.cli import main
+
+    argv = _train_argv(scenes, tmp_path / "run", "--model", "unet-resnet18", "--pretrained",
+                       "imagenet")  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(weights_file(IMAGENET_WEIGHTS["resnet18"])) in err
+    assert IMAGENET_WEIGHTS["resnet18"].url in err and "Traceback" not in err
+
+
+@pytest.mark.slow  # trains and exports through the whole command line
+def test_every_verb_works_for_a_relative(scenes, tmp_path, capsys):
+    from segtutor.cli import main
+
+    run = tmp_path / "run"
+    assert main(_train_argv(scenes, run, "--model", "lraspp-mobilenetv3", "--freeze-encoder",
+                            "1", "--encoder-lr-factor", "0.1")) == 0  # fmt: skip
+    assert "lraspp-mobilenetv3" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(scenes)]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    out = tmp_path / "masks"
+    code = main(["predict", "--checkpoint", str(run / "best.pt"), "--input",
+                 str(scenes / "val" / "images"), "--output", str(out)])  # fmt: skip
+    assert code == 0 and len(list(out.glob("*_overlay.png"))) == 2
+    again = tmp_path / "again"  # a new run that starts from the first one's weights
+    argv = _train_argv(scenes, again, "--init-from", str(run / "best.pt"), "--num-classes", "4")
+    assert main(argv) == 0 and "weight tensors reused" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # an ONNX export of a backbone takes several seconds
+@pytest.mark.parametrize("name", ["unet-resnet18", "lraspp-mobilenetv3"])
+def test_onnx_export_agrees_with_eager(name, tmp_path):
+    np = pytest.importorskip("numpy")
+    ort = pytest.importorskip("onnxruntime", reason="the export extras: segtutor[export]")
+    from segtutor.checkpoint import save_checkpoint
+    from segtutor.export import export_model
+
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3).eval()
+    path = save_checkpoint(tmp_path / "best.pt", model_state=model.state_dict(),
+                           model_config=model_config(model))  # fmt: skip
+    exported = export_model(path, "onnx", tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    for height, width in [(64, 64), (70, 90)]:
+        images = torch.randn(2, 3, height, width)
+        (logits,) = session.run(["logits"], {"images": images.numpy()})
+        with torch.no_grad():
+            np.testing.assert_allclose(logits, model(images).numpy(), atol=1e-3, rtol=1e-3)
