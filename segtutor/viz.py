@@ -28,9 +28,11 @@ from segtutor.settings import IGNORE_INDEX
 from segtutor.transforms import denormalize
 
 __all__ = [
+    "CLASS_ERROR_COLORS",
     "DEFAULT_PALETTE",
     "ERROR_COLORS",
     "IGNORE_COLOR",
+    "class_error_overlay",
     "colorize",
     "error_map",
     "legend_handles",
@@ -38,6 +40,7 @@ __all__ = [
     "overlay",
     "plot_confusion",
     "plot_history",
+    "plot_prediction_strip",
     "plot_predictions",
     "plot_unet_shapes",
     "to_uint8_image",
@@ -420,6 +423,89 @@ def _count(n: float) -> str:
         if n >= limit:
             return f"{n / limit:.1f}{suffix}"
     return f"{n:.0f}"
+
+
+# --- one class's hits and misses; predictions over the epochs (issue 16) ---------------------
+
+# class_error_overlay's colours (Okabe-Ito): found, invented, missed.
+CLASS_ERROR_COLORS: dict[str, Color] = {
+    "true positive": (0, 158, 115),  # bluish green: the class, found
+    "false positive": (213, 94, 0),  # vermillion: predicted as the class, is something else
+    "false negative": (86, 180, 233),  # sky blue: the class, predicted as something else
+}
+
+
+def class_error_overlay(
+    image: Any, pred: Any, mask: Any, class_index: int, alpha: float = 0.6
+) -> np.ndarray:
+    """One class's true positives, false positives and false negatives tinted onto the image.
+
+    Introduced in `05_evaluation.ipynb`. The pixels IoU counts for class `class_index`
+    (TP / (TP + FP + FN)), coloured by `CLASS_ERROR_COLORS`; every other pixel, ignored ones
+    included, keeps the image's own colours. Returns uint8 `(H, W, 3)`.
+
+    Args:
+        image: `(3, H, W)` (normalised float, float in [0, 1], or uint8) or `(H, W, 3)` uint8.
+        pred, mask: `(H, W)` class indices; the mask's 255 pixels are never counted.
+    """
+    pred, mask = _numpy(pred), _numpy(mask)
+    if pred.shape != mask.shape:
+        raise ValueError(f"pred {pred.shape} and mask {mask.shape} must have the same shape")
+    rgb = to_uint8_image(image).astype(np.float32)
+    labelled = mask != IGNORE_INDEX
+    predicted, true = (pred == class_index) & labelled, (mask == class_index)
+    out = rgb.copy()
+    for name, where in (
+        ("true positive", predicted & true),
+        ("false positive", predicted & ~true),
+        ("false negative", ~predicted & true),
+    ):
+        color = np.asarray(CLASS_ERROR_COLORS[name], dtype=np.float32)
+        out[where] = (1 - alpha) * rgb[where] + alpha * color
+    return out.round().astype(np.uint8)
+
+
+def plot_prediction_strip(
+    image: Any,
+    mask: Any,
+    preds: Sequence[Any],
+    epochs: Sequence[int],
+    class_names: Sequence[str] | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+    max_panels: int = 8,
+) -> Figure:
+    """One image, its ground truth, then its prediction after each epoch, in one row.
+
+    Introduced in `04_training.ipynb`: draws what `segtutor.callbacks.PredictionSnapshots`
+    recorded. With more predictions than `max_panels`, an even selection is drawn, the first
+    and the last always.
+
+    Args:
+        image: `(3, H, W)` (normalised float, float in [0, 1], or uint8).
+        mask: `(H, W)` class indices.
+        preds: one `(H, W)` prediction per recorded epoch.
+        epochs: the epoch number of each prediction (the panels' titles).
+    """
+    if len(preds) != len(epochs) or not preds:
+        raise ValueError(f"need one epoch per prediction, got {len(preds)} and {len(epochs)}")
+    keep = np.unique(np.linspace(0, len(preds) - 1, min(max_panels, len(preds))).round())
+    names = list(class_names or [f"class_{c}" for c in range(1 + _valid_max(mask))])
+    palette = list(palette) if palette is not None else make_palette(len(names))
+    panels = [(to_uint8_image(image), "image"), (colorize(mask, palette), "ground truth")]
+    panels += [(colorize(preds[int(i)], palette), f"epoch {epochs[int(i)]}") for i in keep]
+    fig = Figure(figsize=(min(1.25 * len(panels), 10), 1.9), dpi=_DPI, layout="constrained")
+    for ax, (picture, title) in zip(fig.subplots(1, len(panels)), panels, strict=True):
+        ax.imshow(picture, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.legend(
+        handles=legend_handles(names, palette, include_ignore=True),
+        loc="outside lower center",
+        ncol=len(names) + 1,
+        fontsize=8,
+        frameon=False,
+    )
+    return fig
 
 
 def plot_unet_shapes(model: Any, input_size: Sequence[int] = (1, 3, 128, 128)) -> Figure:

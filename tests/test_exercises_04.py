@@ -313,3 +313,38 @@ def test_q4_not_attempted():
         raise NotImplementedError
 
     assert ex.q4.check(onecycle_lr, show=False).status == "not_attempted"
+
+
+# ---- q5 (a decision) and the questionnaire --------------------------------------------------
+
+
+def test_q5_and_quiz_solutions_pass_and_a_wrong_item_is_named():
+    for question in (ex.q5, ex.quiz):
+        answers = dict(question.answers)
+        assert question.check(lambda answers=answers: answers, show=False)
+        item = next(iter(answers))
+        wrong = answers | {item: "something else"}
+        result = question.check(lambda wrong=wrong: wrong, show=False)
+        assert result.status == "incorrect" and repr(item) in result.message
+        assert question.reasons[item] in result.message
+        missing = {k: v for k, v in answers.items() if k != item}
+        result = question.check(lambda missing=missing: missing, show=False)
+        assert result.status == "incorrect" and "No answer" in result.message
+
+
+def test_quiz_numbers_match_the_library():
+    from segtutor.config import TrainConfig, scheduled_lr
+    from segtutor.train import should_stop
+
+    config = TrainConfig()
+    assert math.isclose(ex.quiz.answers[1], scheduled_lr(config, 0.0) / config.lr)
+    assert scheduled_lr(config, ex.quiz.answers[2]) == config.lr  # the peak
+    mious = [0.5, 0.6, 0.59, 0.6, 0.58]
+    assert should_stop(mious, 3) and not should_stop(mious[:4], 3)  # stops after epoch 5
+    assert float(torch.tensor(65504.0).half()) == 65504 and torch.tensor(65520.0).half().isinf()
+    # Adam's first step is lr per parameter, whatever the gradient's size
+    w = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    opt = torch.optim.Adam([w], lr=0.1)
+    (w * torch.tensor([1e-3, 1e3])).sum().backward()
+    opt.step()
+    assert torch.allclose(1 - w.detach(), torch.tensor([0.1, 0.1]), atol=1e-4)

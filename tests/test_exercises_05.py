@@ -211,3 +211,32 @@ def test_q4_not_attempted():
         pass
 
     assert ex.q4.check(dice_from_iou, show=False).status == "not_attempted"
+
+
+# ---- q5 (a decision) and the questionnaire --------------------------------------------------
+
+
+def test_q5_and_quiz_solutions_pass_and_a_wrong_item_is_named():
+    for question in (ex.q5, ex.quiz):
+        answers = dict(question.answers)
+        assert question.check(lambda answers=answers: answers, show=False)
+        item = next(iter(answers))
+        wrong = answers | {item: "something else"}
+        result = question.check(lambda wrong=wrong: wrong, show=False)
+        assert result.status == "incorrect" and repr(item) in result.message
+        assert question.reasons[item] in result.message
+        missing = {k: v for k, v in answers.items() if k != item}
+        result = question.check(lambda missing=missing: missing, show=False)
+        assert result.status == "incorrect" and "No answer" in result.message
+
+
+def test_q5_answers_follow_from_the_matrix():
+    cm = torch.tensor(ex.Q5_MATRIX, dtype=torch.float64)
+    names = ex.Q5_CLASSES
+    precision, recall = cm.diagonal() / cm.sum(0), cm.diagonal() / cm.sum(1)
+    off = cm.clone().fill_diagonal_(-1)
+    bar, ring = names.index("bar"), names.index("ring")
+    assert names[int(precision.argmin())] == ex.q5.answers["a"]
+    assert names[int(recall.argmin())] == ex.q5.answers["b"]
+    assert names[int(off[:, bar].argmax())] == ex.q5.answers["c"]
+    assert names[int(off[ring].argmax())] == ex.q5.answers["d"]

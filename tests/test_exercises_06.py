@@ -221,3 +221,35 @@ def test_q4_not_attempted():
         raise NotImplementedError("your code here")
 
     assert ex.q4.check(overlay_mask, show=False).status == "not_attempted"
+
+
+# ---- q5 (a decision) and the questionnaire --------------------------------------------------
+
+
+def test_q5_and_quiz_solutions_pass_and_a_wrong_item_is_named():
+    for question in (ex.q5, ex.quiz):
+        answers = dict(question.answers)
+        assert question.check(lambda answers=answers: answers, show=False)
+        item = next(iter(answers))
+        wrong = answers | {item: "something else"}
+        result = question.check(lambda wrong=wrong: wrong, show=False)
+        assert result.status == "incorrect" and repr(item) in result.message
+        assert question.reasons[item] in result.message
+        missing = {k: v for k, v in answers.items() if k != item}
+        result = question.check(lambda missing=missing: missing, show=False)
+        assert result.status == "incorrect" and "No answer" in result.message
+
+
+def test_quiz_numbers_match_the_library():
+    from segtutor.inference import _starts
+    from segtutor.transforms import denormalize
+    from segtutor.viz import DEFAULT_PALETTE, ERROR_COLORS, error_map
+
+    assert _starts(400, 96, 0.25)[:3] == [0, ex.quiz.answers[7], 2 * ex.quiz.answers[7]]
+    shown = denormalize(torch.zeros(3, 1, 1))[:, 0, 0]
+    assert abs(shown[0].item() - ex.quiz.answers[5]) < 1e-6
+    assert abs(2 / 255 - ex.quiz.answers[4]) <= ex.quiz.tolerances[4]
+    assert ERROR_COLORS["false negative"] == DEFAULT_PALETTE[2]  # sky blue
+    assert error_map(torch.tensor([[1]]), torch.tensor([[3]]))[0, 0].tolist() == list(
+        ERROR_COLORS[ex.quiz.answers[3]]
+    )

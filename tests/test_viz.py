@@ -228,6 +228,41 @@ def test_no_pyplot_figures_and_no_rcparams_at_import():
     assert plt.get_fignums() == []  # figures are not registered with pyplot: no double display
 
 
+# ---- class_error_overlay and plot_prediction_strip (issue 16) --------------------------------
+
+
+def test_class_error_overlay_tints_exactly_the_pixels_iou_counts():
+    image = np.full((2, 4, 3), 100, dtype=np.uint8)  # (H, W, 3) grey
+    mask = torch.tensor([[1, 1, 0, 255], [2, 1, 0, 0]])
+    pred = torch.tensor([[1, 0, 1, 1], [1, 1, 0, 2]])
+    out = viz.class_error_overlay(image, pred, mask, class_index=1, alpha=1.0)
+    tp, fp, fn = (viz.CLASS_ERROR_COLORS[k] for k in ("true positive", "false positive",
+                                                     "false negative"))  # fmt: skip
+    expected = [[tp, fn, fp, (100, 100, 100)], [fp, tp, (100, 100, 100), (100, 100, 100)]]
+    assert out.dtype == np.uint8 and out.tolist() == [[list(c) for c in row] for row in expected]
+    half = viz.class_error_overlay(image, pred, mask, class_index=1, alpha=0.5)
+    assert half[0, 0].tolist() == [round(50 + t / 2) for t in tp]  # blended, not replaced
+    with pytest.raises(ValueError, match="same shape"):
+        viz.class_error_overlay(image, pred[:1], mask, class_index=1)
+
+
+def test_plot_prediction_strip_draws_image_truth_and_chosen_epochs():
+    image = torch.rand(3, 8, 8)
+    mask = torch.zeros(8, 8, dtype=torch.int64)
+    mask[2:5, 2:5] = 2
+    preds = [torch.full((8, 8), e % 3) for e in range(1, 21)]
+    fig = viz.plot_prediction_strip(image, mask, preds, list(range(1, 21)), ["bg", "a", "b"],
+                                    max_panels=5)  # fmt: skip
+    assert isinstance(fig, Figure)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["image", "ground truth", "epoch 1", "epoch 6", "epoch 11", "epoch 15",
+                      "epoch 20"]  # fmt: skip
+    shown = fig.axes[3].get_images()[0].get_array()  # epoch 6: class 0 everywhere, black
+    assert np.asarray(shown)[0, 0].tolist() == list(DEFAULT_PALETTE[0])
+    with pytest.raises(ValueError, match="one epoch per prediction"):
+        viz.plot_prediction_strip(image, mask, preds, [1, 2])
+
+
 def test_plot_unet_shapes_labels_each_part_with_the_models_own_shapes():
     from segtutor.model import UNet
 

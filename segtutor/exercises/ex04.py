@@ -1,5 +1,6 @@
 """Exercises of 04_training.ipynb: `train_one_epoch`, `should_stop`, `atomic_save`, `onecycle_lr`
-(`ex.q1` to `ex.q4`).
+(`ex.q1` to `ex.q4`), what to do after reading four runs' curves (`ex.q5`), and the
+questionnaire (`ex.quiz`).
 
 Introduced in `04_training.ipynb`.
 """
@@ -22,9 +23,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from segtutor.exercises.compare import compare_values
 from segtutor.exercises.core import Case, Incorrect, Mistake, Question
+from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.train import TrainConfig, scheduled_lr, should_stop, train_one_epoch
 
-__all__ = ["q1", "q2", "q3", "q4"]
+__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz"]
 
 
 def _setup(seed: int, num_images: int, batch_size: int, optimizer: str):
@@ -425,4 +427,59 @@ def onecycle_lr(step, total_steps, max_lr):
         yield from (Case(*step) for step in steps)
 
 
+# ---- q5: read four runs, decide what to do next; the questionnaire ----------------------------
+
+
+class NextStep(ChoiceQuestion):
+    title = "Four runs, four decisions: what to do next"
+    hints = (
+        "Read the main head's training loss and the validation loss together: are both still "
+        "falling? Does one turn up? Did either move at all? Did one become NaN?",
+        "A loss that barely moves from the first epoch is a learning rate far too small; one "
+        "that explodes is one far too large; a validation loss turning up while the training "
+        "loss keeps falling is overfitting, and the best epoch is the one to keep.",
+    )
+    answers = {"a": "train longer", "b": "keep the best epoch", "c": "raise the lr",
+               "d": "lower the lr"}  # fmt: skip
+    reasons = {
+        "a": "Both losses still fall and the mIoU still climbs at the last epoch: the run was "
+        "stopped too early.",
+        "b": "The validation loss turned up after epoch 8 while the training loss kept falling: "
+        "overfitting. `fit` keeps the best epoch; early stopping would have ended the run there.",
+        "c": "The loss hardly moved in 20 epochs: the steps are too small (the tutorial's "
+        "constant 1e-4 from scratch).",
+        "d": "A loss that grows and then becomes NaN: the steps are too large.",
+    }
+    solution_code = f"""\
+def next_step():
+    return {answers!r}"""
+
+
+class TrainingQuiz(Questionnaire):
+    hints = (
+        "Every answer is in a cell or a paragraph of this notebook: the schedule's table, the "
+        "loop, the early-stopping rule, What Adam does, Devices and mixed precision, the "
+        "optional checkpoint section.",
+    )
+    answers = {1: 0.04, 2: 0.3, 3: 25, 4: "eval", 5: "zero_grad", 6: 5, 7: 1, 8: 65504,
+               9: "last.pt", 10: "main head"}  # fmt: skip
+    tolerances = {1: 1e-9, 2: 1e-9, 7: 0.01}
+    reasons = {
+        1: "One-cycle warms up from lr / 25: 0.04 x the peak.",
+        2: "The warm-up takes the first 30% of training.",
+        3: "200 images / 8 per batch = 25 full batches; drop_last drops nothing here.",
+        4: "Validation switches to eval mode; `fit` calls `model.train()` at every epoch's start.",
+        5: "`optimizer.zero_grad()`: gradients add up in `.grad` until cleared.",
+        6: "The best, 0.6, is epoch 2 (epoch 4's tie is no improvement); epochs 3, 4, 5 bring "
+        "nothing better, so it stops after epoch 5.",
+        7: "After bias correction Adam's first step is lr * g / |g|: 1 lr per parameter, "
+        "whatever the gradient's size.",
+        8: "float16's largest finite value; above it, inf.",
+        9: "`last.pt` holds the last epoch (and the best weights so far); resuming from "
+        "`best.pt` redoes the epochs after it.",
+        10: "Validation scores the main head alone; the all-heads total adds the coarse heads.",
+    }
+
+
 q1, q2, q3, q4 = TrainOneEpoch(), ShouldStop(), AtomicSave(), OneCycleLr()
+q5, quiz = NextStep(), TrainingQuiz()

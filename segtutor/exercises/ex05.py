@@ -1,5 +1,6 @@
 """Exercises of 05_evaluation.ipynb: a confusion matrix by hand, IoU from it, mIoU, Dice from IoU
-(`ex.q1` to `ex.q4`).
+(`ex.q1` to `ex.q4`), precision or recall from a matrix (`ex.q5`), and the questionnaire
+(`ex.quiz`).
 
 Introduced in `05_evaluation.ipynb`.
 """
@@ -12,10 +13,11 @@ import torch
 
 from segtutor.exercises.compare import compare_tensors, compare_values
 from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.metrics import confusion_matrix, iou_from_confusion, mean_ignoring_nan
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3", "q4"]
+__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz"]
 
 
 def _preds_and_masks(g, shape, num_classes, ignored=0, absent=()):
@@ -246,4 +248,57 @@ def dice_from_iou(iou):
                    label="[0.0, 1.0, 0.5, nan]")  # fmt: skip
 
 
+# ---- q5: read a confusion matrix, decide what the error is; the questionnaire ----------------
+
+# The matrix of q5 (rows = truth, columns = prediction), as the notebook prints it.
+Q5_MATRIX = [[9000, 40, 600, 10], [20, 900, 5, 75], [10, 5, 485, 0], [5, 150, 0, 145]]
+Q5_CLASSES = ["background", "disc", "bar", "ring"]
+
+
+class ReadTheMatrix(ChoiceQuestion):
+    title = "Precision or recall: what a confusion matrix says is wrong"
+    hints = (
+        "Recall of class c: the diagonal over row c (how much of the class is found). "
+        "Precision: the diagonal over column c (how much of what is called c really is c).",
+        "For 'c' and 'd', look off the diagonal: the largest cell of a column outside the "
+        "diagonal is where that class's invented pixels come from; of a row, where its missed "
+        "pixels went.",
+    )
+    answers = {"a": "bar", "b": "ring", "c": "background", "d": "disc", "e": "precision"}
+    reasons = {
+        "a": "bar: 485 / (600 + 5 + 485 + 0) = 44% of the pixels called bar are bar.",
+        "b": "ring: 145 / 300 = 48% of the ring pixels are found; bar's recall is 97%.",
+        "c": "Column bar: 600 of its 605 wrong pixels are background.",
+        "d": "Row ring: 150 ring pixels are predicted as disc.",
+        "e": "Bar's IoU suffers from invented pixels (FP): a precision problem, which the "
+        "row-normalised heatmap hides and `normalize='pred'` shows.",
+    }
+    solution_code = f"""\
+def read_the_matrix():
+    return {answers!r}"""
+
+
+class EvaluationQuiz(Questionnaire):
+    hints = (
+        "Every answer is in a cell of this notebook: the tiny confusion matrix, the IoU, Dice "
+        "and mIoU formulas, the heatmaps, the batch-size table.",
+    )
+    answers = {1: (4, 4), 2: "truth", 3: 16, 4: 0.667, 5: 0.8, 6: "nan", 7: 0.6, 8: "pred",
+               9: 0.667, 10: "dataset"}  # fmt: skip
+    tolerances = {4: 0.001, 5: 1e-9, 7: 1e-9, 9: 0.001}
+    reasons = {
+        1: "One row per true class, one column per predicted class: (C, C).",
+        2: "Rows are the truth, columns the prediction: cm[t, p].",
+        3: "`minlength=C*C` = 16 keeps the empty bins of the last classes.",
+        4: "4 / (4 + 1 + 1) = 0.667.",
+        5: "2 * 4 / (2 * 4 + 1 + 1) = 0.8.",
+        6: "0 / 0: not measured. Write the string 'nan'.",
+        7: "The NaN class is left out: (0.5 + 0.7) / 2.",
+        8: "`normalize='pred'` divides each column: precision on the diagonal.",
+        9: "Dice = 2 IoU / (1 + IoU) = 1 / 1.5.",
+        10: "One confusion matrix over the dataset: the counts are added first.",
+    }
+
+
 q1, q2, q3, q4 = ConfusionFromScratch(), IoUPerClass(), MeanIoU(), DiceFromIoU()
+q5, quiz = ReadTheMatrix(), EvaluationQuiz()

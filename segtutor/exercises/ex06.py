@@ -1,5 +1,6 @@
 """Exercises of 06_visualisation.ipynb: `colorize_mask`, `error_counts`, `worst_k_indices`,
-`overlay_mask` (`ex.q1` to `ex.q4`).
+`overlay_mask` (`ex.q1` to `ex.q4`), what to do after looking at the errors (`ex.q5`), and
+the questionnaire (`ex.quiz`).
 
 Introduced in `06_visualisation.ipynb`.
 """
@@ -13,11 +14,12 @@ import torch
 
 from segtutor.exercises.compare import compare_tensors, compare_values
 from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.inference import rank_worst
 from segtutor.settings import IGNORE_INDEX
 from segtutor.viz import colorize, overlay
 
-__all__ = ["q1", "q2", "q3", "q4"]
+__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz"]
 
 _PALETTES = {
     3: [(0, 0, 0), (230, 159, 0), (86, 180, 233)],
@@ -277,4 +279,52 @@ def overlay_mask(image, mask, palette, alpha=0.5):
         return None
 
 
+# ---- q5: what the pictures say to do next; the questionnaire --------------------------------
+
+
+class WhatNext(ChoiceQuestion):
+    title = "What the pictures say to do next"
+    hints = (
+        "First ask whether it is an error at all (white is not scored), then whether the mask "
+        "or the model is wrong, then whether the model is still learning.",
+        "The choices: 'fix the label', 'weight the rare class', 'train longer', 'nothing'.",
+    )
+    answers = {"a": "fix the label", "b": "weight the rare class", "c": "train longer",
+               "d": "nothing"}  # fmt: skip
+    reasons = {
+        "a": "The image shows the ring the model drew: the mask is wrong, and no training fixes "
+        "a label error.",
+        "b": "One rare class lost to a common one in every image while the curves are flat: "
+        "the loss barely sees it (class weights or Dice, notebook 03).",
+        "c": "Still improving at the last epoch: the run ended too early.",
+        "d": "White is 'ignored': the 255 borders are not scored, whatever the prediction.",
+    }
+    solution_code = f"""\
+def what_next():
+    return {answers!r}"""
+
+
+class VisualisationQuiz(Questionnaire):
+    hints = (
+        "Every answer is in a cell or a table of this notebook: the error-map colours, the grey "
+        "levels of `imshow`, `denormalize`, the palette, the sliding window and flip TTA.",
+    )
+    answers = {1: "sky blue", 2: "white", 3: "wrong class", 4: 0.008, 5: 0.485, 6: 2, 7: 72,
+               8: "okabe-ito", 9: "lowest", 10: "main head"}  # fmt: skip
+    tolerances = {4: 0.0005, 5: 1e-6}
+    reasons = {
+        1: "Sky blue: background predicted where the mask has an object.",
+        2: "White: the mask is 255, not scored.",
+        3: "Both are object classes and they differ: yellow, wrong class.",
+        4: "With 255 in the mask, imshow puts class 2 at 2 / 255 = 0.8% grey.",
+        5: "denormalize: x * std + mean, so 0 becomes the mean, 0.485.",
+        6: "The picture and its mirror image: two passes.",
+        7: "Windows start every 96 * (1 - 0.25) = 72 pixels.",
+        8: "Okabe-Ito, readable with the common colour-vision deficiencies.",
+        9: "worst_k returns the lowest per-image mIoU first.",
+        10: "The main head's training loss; the dashed all-heads total is on another scale.",
+    }
+
+
 q1, q2, q3, q4 = ColorizeMask(), ErrorCounts(), WorstKIndices(), OverlayMask()
+q5, quiz = WhatNext(), VisualisationQuiz()
