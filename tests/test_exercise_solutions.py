@@ -18,7 +18,7 @@ from torch import nn
 
 from segtutor.exercises import questions
 
-MODULES = [f"ex{n:02d}" for n in range(1, 8)]
+MODULES = [f"ex{n:02d}" for n in range(1, 9)] + ["ex09"]
 QUESTIONS = [
     (module, name, question)
     for module in MODULES
