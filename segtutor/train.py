@@ -311,8 +311,7 @@ def fit(
     net = _training_net(model, config, device, train_loader)  # DDP, compiled: what trains
     val_options = dict(device=device, amp_dtype=amp_dtype, ignore_index=config.ignore_index)
     timer = lambda part: _seconds_per_image(model, part, num_classes, val_options)  # noqa: E731
-    # under a time budget maybe a subset (FitState.budget_val_loader); then this process's share
-    val_loader = shard_loader(run.budget_val_loader(val_loader, timer))
+    val_loader = shard_loader(run.budget_val_loader(val_loader, timer))  # budget: maybe a subset
     progress = config.progress and is_main_process()
     # what every epoch passes on unchanged: the device, the precision and the step's options
     step_options = dict(
@@ -323,8 +322,7 @@ def fit(
 
     for epoch in range(len(history) + 1, config.num_epochs + 1):
         epoch_start, logged = run.start_epoch(epoch), _MainHeadLog(loss_fn)  # + main head alone
-        if config.freeze_encoder_epochs:  # transfer learning: the decoder alone at first
-            freeze_encoder(model, epoch <= config.freeze_encoder_epochs)
+        _freeze_for(model, config, epoch)  # transfer learning: maybe the decoder alone at first
         train_loss = train_one_epoch(
             net, train_loader, logged, optimizer, step=run.step, epoch=epoch, **step_options
         )
@@ -345,12 +343,10 @@ def fit(
         if run.stop_after_epoch(should_stop(validated, config.early_stopping_patience)):
             break
 
-    if config.freeze_encoder_epochs:  # a run shorter than the freeze leaves no frozen model
-        freeze_encoder(model, False)
     history.stop_reason, history.validation = run.stop_reason, run.describe_validation()
     history.speed = describe_settings(speed)
     model.load_state_dict(run.best_state)
-    torch.set_num_threads(threads_before)
+    _put_back(model, config, threads_before)
     barrier()  # when fit returns in any process, rank 0 has finished writing the checkpoint
     if progress and len(history):
         _print_end(history)
@@ -416,6 +412,18 @@ def _check_inputs(
     if config.freeze_encoder_epochs or config.encoder_lr_factor != 1.0:
         encoder_parameters(model)  # fails now, not after an epoch, if the model cannot say
     return num_classes
+
+
+def _freeze_for(model: nn.Module, config: TrainConfig, epoch: int | None) -> None:
+    """The encoder frozen in the first `config.freeze_encoder_epochs` epochs (None: the end)."""
+    if config.freeze_encoder_epochs:
+        freeze_encoder(model, epoch is not None and epoch <= config.freeze_encoder_epochs)
+
+
+def _put_back(model: nn.Module, config: TrainConfig, threads: int) -> None:
+    """Undo what fit changed to train: torch's thread count; a frozen encoder (a short run)."""
+    torch.set_num_threads(threads)
+    _freeze_for(model, config, None)
 
 
 def _to_device(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:

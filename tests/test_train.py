@@ -601,11 +601,15 @@ def test_encoder_lr_factor_gives_the_encoder_its_own_scheduled_group():
     assert len(build_optimizer(model, replace(config, encoder_lr_factor=1.0)).param_groups) == 1
 
 
-def test_encoder_lr_factor_trains_and_resumes(tmp_path):
-    config = replace(CONFIG, num_epochs=2, encoder_lr_factor=0.1, amp=False,
-                     last_checkpoint_path=str(tmp_path / "last.pt"))  # fmt: skip
+def test_encoder_lr_factor_and_freeze_resume_exactly(tmp_path):
+    config = replace(CONFIG, num_epochs=3, encoder_lr_factor=0.1, freeze_encoder_epochs=1,
+                     amp=False, scheduler="cosine")  # fmt: skip
     whole = fit(small_unet(), *loaders(), config)
-    first = fit(small_unet(), *loaders(), replace(config, num_epochs=1))
-    assert first.lr == whole.lr[:1]
-    resumed = fit(small_unet(seed=5), *loaders(), config, resume_from=tmp_path / "last.pt")
-    assert same_numbers(resumed, whole)
+    path = tmp_path / "last.pt"  # stopped after 2 of 3 epochs by a callback, then resumed
+    first = fit(small_unet(), *loaders(), replace(config, last_checkpoint_path=str(path)),
+                callbacks=[lambda epoch, history: epoch == 2])  # fmt: skip
+    groups = load_checkpoint(path)["optimizer_state"]["param_groups"]
+    assert [g.get("lr_factor") for g in groups] == [None, 0.1]
+    assert groups[0]["lr"] == first.lr[-1] and groups[1]["lr"] == pytest.approx(0.1 * first.lr[-1])
+    resumed = fit(small_unet(seed=5), *loaders(), config, resume_from=path)
+    assert resumed.epoch == [1, 2, 3] and same_numbers(resumed, whole)

@@ -87,7 +87,8 @@ def _run_arguments(group, default: RecipeOptions) -> None:
         metavar="CKPT",
         help="continue training from a checkpoint written by this command: "
         "RUN/last.pt loses at most one epoch (RUN/best.pt redoes the epochs "
-        "after the best one); pass the same --epochs or --time-budget",
+        "after the best one); pass the same --epochs or --time-budget (and "
+        "--freeze-encoder, --encoder-lr-factor); the model comes from the checkpoint",
     )
 
 
@@ -252,8 +253,6 @@ def _model_problem(args: argparse.Namespace) -> str | None:
         return f"--preset sizes the course's U-Net; --model {args.model} has one size"
     if args.model == "unet" and args.pretrained:
         return "the course's U-Net has no pretrained weights: add e.g. --model unet-resnet18"
-    if (args.freeze_encoder or args.encoder_lr_factor != 1.0) and args.resume:
-        return None  # the resumed run's own settings come from the same options: fine
     return None
 
 
