@@ -60,6 +60,7 @@ from typing import Any
 import nbformat
 
 from segtutor.exercises.core import Question, questions
+from segtutor.exercises.kernel import TIMEOUT, Kernel, KernelStuck
 from segtutor.exercises.progress import state_of
 
 __all__ = [
@@ -84,7 +85,6 @@ _TOUCHES = re.compile(
     r"\bex\.\w+\s*=[^=]|\bex\.\w+\.(?!check\(|hint\(|solution\()\w+"
     r"|segtutor\.exercises\.(core|feedback|compare)\b|\bQuestion\b|\bCheckResult\b"
 )
-_TIMEOUT = "GraderTimeout"
 # Run in the learner's kernel after their cells: a fresh checker, then the verdict as the value.
 _GRADING_CELL = """\
 import sys as _grader_sys
@@ -212,63 +212,6 @@ def _workdir(data_dir: Path | None) -> Iterator[Path]:
         yield Path(root) / "notebooks"
 
 
-class _Stuck(Exception):
-    """A cell ran over its time and the kernel did not answer the interrupt."""
-
-
-class _Kernel:
-    """One notebook's kernel: runs cells with a time limit and remembers what went wrong."""
-
-    def __init__(self, nb: Any, workdir: Path, timeout: int, kernel_name: str) -> None:
-        from nbclient import NotebookClient  # the grader's own dependency, not the course's
-
-        self.errors: list[tuple[int, str, str]] = []
-        self.client = NotebookClient(
-            nb,
-            timeout=timeout,
-            kernel_name=kernel_name,
-            allow_errors=True,
-            interrupt_on_timeout=True,
-            error_on_timeout={"ename": _TIMEOUT, "evalue": f"over {timeout} s", "traceback": []},
-            resources={"metadata": {"path": str(workdir)}},
-            on_cell_error=self._error,
-        )
-
-    def _error(self, cell: Any, cell_index: int, execute_reply: dict) -> None:
-        content = execute_reply["content"]
-        self.errors.append((cell_index, content.get("ename", "?"), content.get("evalue", "")))
-
-    def run(self, cell: Any, index: int, limit: int | None = None) -> str | None:
-        """Run one cell (for `limit` seconds, else the kernel's timeout): None, or the name of
-        its error (`GraderTimeout` when it ran too long).
-
-        Raises:
-            nbclient.exceptions.DeadKernelError: the kernel died.
-            _Stuck: the cell ran over its time and the kernel ignored the interrupt.
-        """
-        before, usual = len(self.errors), self.client.timeout
-        self.client.timeout = limit or usual
-        try:
-            self.client.execute_cell(cell, index)
-        finally:
-            self.client.timeout = usual
-        error = self.errors[before][1] if len(self.errors) > before else None
-        if error == _TIMEOUT and not self._responds():
-            raise _Stuck(f"cell {index} ran over {limit or usual} s and ignored the interrupt")
-        return error
-
-    def _responds(self) -> bool:
-        """After an interrupt: does the kernel answer a trivial cell within a minute?"""
-        before = len(self.errors)
-        self.client.timeout, usual = 60, self.client.timeout
-        try:  # nbclient stores a cell it runs in the notebook: the probe's place is at the end
-            self.client.nb.cells.append(nbformat.v4.new_code_cell("None"))
-            self.client.execute_cell(self.client.nb.cells[-1], len(self.client.nb.cells) - 1)
-        finally:
-            self.client.timeout = usual
-        return len(self.errors) == before
-
-
 def grade_notebook(path: Path, module_name: str, *, timeout: int, data_dir: Path | None,
                    kernel_name: str = "python3") -> list[dict[str, str]]:  # fmt: skip
     """Rows `{question, state, note}` of one submitted notebook (see the module's docstring).
@@ -292,12 +235,12 @@ def grade_notebook(path: Path, module_name: str, *, timeout: int, data_dir: Path
     rows = [_row("notebook", "changed", "; ".join(changed))] if changed else []
     rows += [_row("notebook", "viewed solution", ", ".join(sorted(viewed)))] if viewed else []
     with _workdir(data_dir) as workdir:
-        kernel = _Kernel(nb, workdir, timeout, kernel_name)
+        kernel = Kernel(nb, workdir, timeout, kernel_name)
         verdicts, fatal = _run_all(kernel, nb, learner_cells, ids, timeout)
     problems = [(i, name, value) for i, name, value in kernel.errors if 0 <= i < learner_cells]
     problems = [p for p in problems if not _placeholder_error(nb.cells[p[0]], p[1])]
     for state in ("crashed", "timed out"):
-        mine = [p for p in problems if (p[1] == _TIMEOUT) == (state == "timed out")]
+        mine = [p for p in problems if (p[1] == TIMEOUT) == (state == "timed out")]
         if mine and not (fatal and fatal[0] == state == "timed out"):  # said once, below
             rows.append(_row("notebook", state, _describe(mine, timeout)))
     rows += [_row("notebook", *fatal)] if fatal else []
@@ -305,7 +248,7 @@ def grade_notebook(path: Path, module_name: str, *, timeout: int, data_dir: Path
 
 
 def _run_all(
-    kernel: _Kernel, nb: Any, learner_cells: int, ids: list[str], timeout: int
+    kernel: Kernel, nb: Any, learner_cells: int, ids: list[str], timeout: int
 ) -> tuple[dict[str, tuple[str, str]], tuple[str, str] | None]:
     """Run the learner's cells, then one grading cell per question.
 
@@ -327,7 +270,7 @@ def _run_all(
                 cell = nb.cells[learner_cells + offset]
                 verdicts[q] = _verdict(cell, kernel.run(cell, learner_cells + offset), timeout)
         return verdicts, None
-    except _Stuck as error:
+    except KernelStuck as error:
         fatal = ("timed out", f"{error}; the kernel was stopped")
     except DeadKernelError:
         fatal = ("crashed", "the kernel died (the notebook ended its own process or ran out of "
@@ -340,7 +283,7 @@ def _run_all(
 
 def _verdict(cell: Any, error: str | None, timeout: int) -> tuple[str, str]:
     """A grading cell's (state, note), from its value or its error."""
-    if error in (_TIMEOUT, "KeyboardInterrupt"):
+    if error in (TIMEOUT, "KeyboardInterrupt"):
         return "timed out", f"the check was still running after {timeout} s"
     for output in cell.outputs:
         if output.output_type == "execute_result" and not error:
@@ -359,7 +302,7 @@ def _describe(problems: list[tuple[int, str, str]], timeout: int) -> str:
     index, name, value = problems[0]
     first = (
         f"cell {index} ran over {timeout} s and was interrupted"
-        if name == _TIMEOUT
+        if name == TIMEOUT
         else f"cell {index} raised {name}: {value[:200]}"
     )
     return first + (f" (and {len(problems) - 1} more cell(s))" if len(problems) > 1 else "")
@@ -436,7 +379,10 @@ def _default_data_dir() -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: `python -m segtutor.exercises grade SUBMISSIONS/ --out grades.csv`."""
+    """CLI: `python -m segtutor.exercises grade SUBMISSIONS/ --out grades.csv`.
+
+    Introduced in `01_data.ipynb`.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m segtutor.exercises grade",
         description="Run every submitted notebook headless and write one CSV row per student "
