@@ -7,6 +7,10 @@ nothing of segtutor, so it can be copied alone next to a model exported with
 
     python deploy.py best.onnx photos/ --output predictions/
 
+Where segtutor itself is there, `python -m segtutor.deploy best.onnx photos/ --output
+predictions/` is the same command, and it still imports no PyTorch (`segtutor/__init__.py`
+imports its re-exports lazily).
+
 It feeds an image the way segtutor's `Predictor` does (whole, no sliding window and no test-time
 augmentation): upright as its EXIF orientation says, resized by the model's working scale (or to
 its input size), scaled to [0, 1] and normalised with the mean and std stored in the model file,
