@@ -81,7 +81,7 @@ def graded(tmp_path_factory):
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     out = root.parent / "grades.csv"
     start = time.monotonic()
-    rows = grade_folder(root, out, timeout=10, data_dir=None, log=lambda line: None)
+    rows = grade_folder(root, out, timeout=15, data_dir=None, log=lambda line: None)
     print(f"graded 5 submissions in {time.monotonic() - start:.0f} s")
     return root, before, out, rows
 
@@ -94,23 +94,24 @@ def test_each_question_gets_the_packages_verdict(graded):
     assert alice["q2"] == ("not attempted", "no `pair_by_stem` in the notebook")
     assert alice["q3"][0] == "wrong" and "ignored pixels" in alice["q3"][1]
     # the learner's function hangs when the grader calls it: that question alone times out
-    assert alice["q4"] == ("timed out", "the check was still running after 10 s")
+    assert alice["q4"] == ("timed out", "the check was still running after 15 s")
 
 
 @pytest.mark.slow
 def test_a_crash_and_a_hang_get_their_rows_and_the_run_goes_on(graded):
     *_, rows = graded
     table = _table(rows)
-    assert (
-        table["alice", "notebook", "crashed"] == "cell 4 raised ZeroDivisionError: division by zero"
+    assert table["alice", "notebook", "crashed"] == (
+        "cell 4 raised ZeroDivisionError: division by zero; "
+        "cell 9 raised NameError: name 'pair_by_stem' is not defined"
     )
-    assert table["alice", "notebook", "timed out"] == "cell 5 ran over 10 s and was interrupted"
+    assert table["alice", "notebook", "timed out"] == "cell 5 ran over 15 s and was interrupted"
     assert "no check cell for q4" in table["alice", "notebook", "changed"]
     # dave's kernel died: his answers could not be checked, and the batch went on to erin
-    dave = [r for r in rows if r["student"] == "dave"]
-    assert dave[0]["question"] == "notebook" and dave[0]["state"] == "crashed"
-    assert "kernel died" in dave[0]["note"]
-    assert {r["state"] for r in dave[1:]} == {"crashed"}
+    assert "the kernel died" in table["dave", "notebook", "crashed"]
+    dave = [r for r in rows if r["student"] == "dave" and r["question"] != "notebook"]
+    assert {r["state"] for r in dave} == {"crashed"} and len(dave) >= 4
+    assert dave[0]["note"].startswith("not checked: the kernel died")
 
 
 @pytest.mark.slow

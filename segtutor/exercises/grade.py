@@ -85,14 +85,15 @@ _TOUCHES = re.compile(
     r"\bex\.\w+\s*=[^=]|\bex\.\w+\.(?!check\(|hint\(|solution\()\w+"
     r"|segtutor\.exercises\.(core|feedback|compare)\b|\bQuestion\b|\bCheckResult\b"
 )
-# Run in the learner's kernel after their cells: a fresh checker, then the verdict as the value.
-_GRADING_CELL = """\
+# Run in the learner's kernel after their cells, per question: a fresh checker (its import has
+# time enough), then the check alone under the time limit, its verdict as the cell's value.
+_FRESH_CELL = """\
 import sys as _grader_sys
 import importlib as _grader_importlib
 for _grader_name in [n for n in _grader_sys.modules if n.startswith("segtutor.exercises")]:
     del _grader_sys.modules[_grader_name]
-_grader_importlib.import_module("segtutor.exercises.grade").check_in_kernel(
-    {module!r}, {question!r}, {names!r}, globals())"""
+_grader_check = _grader_importlib.import_module("segtutor.exercises.grade").check_in_kernel"""
+_GRADING_CELL = "_grader_check({module!r}, {question!r}, {names!r}, globals())"
 
 
 def find_submissions(folder: str | Path) -> list[tuple[str, str, Path]]:
@@ -231,7 +232,7 @@ def grade_notebook(path: Path, module_name: str, *, timeout: int, data_dir: Path
     for q in ids:
         names = answer_names(questions_[q], passed.get(q))
         source = _GRADING_CELL.format(module=module_name, question=q, names=names)
-        nb.cells.append(nbformat.v4.new_code_cell(source))
+        nb.cells += [nbformat.v4.new_code_cell(_FRESH_CELL), nbformat.v4.new_code_cell(source)]
     rows = [_row("notebook", "changed", "; ".join(changed))] if changed else []
     rows += [_row("notebook", "viewed solution", ", ".join(sorted(viewed)))] if viewed else []
     with _workdir(data_dir) as workdir:
@@ -267,8 +268,12 @@ def _run_all(
                 if nb.cells[index].cell_type == "code":
                     kernel.run(nb.cells[index], index)
             for offset, q in enumerate(ids):
-                cell = nb.cells[learner_cells + offset]
-                verdicts[q] = _verdict(cell, kernel.run(cell, learner_cells + offset), timeout)
+                index = learner_cells + 2 * offset
+                if error := kernel.run(nb.cells[index], index, limit=max(10 * timeout, 300)):
+                    verdicts[q] = ("crashed", f"the checker could not be imported ({error})")
+                    continue
+                error = kernel.run(nb.cells[index + 1], index + 1)
+                verdicts[q] = _verdict(nb.cells[index + 1], error, timeout)
         return verdicts, None
     except KernelStuck as error:
         fatal = ("timed out", f"{error}; the kernel was stopped")
@@ -299,13 +304,15 @@ def _placeholder_error(cell: Any, error: str) -> bool:
 
 
 def _describe(problems: list[tuple[int, str, str]], timeout: int) -> str:
-    index, name, value = problems[0]
-    first = (
+    """'cell 4 raised ZeroDivisionError: division by zero; cell 9 raised ...' (three at most)."""
+    said = [
         f"cell {index} ran over {timeout} s and was interrupted"
         if name == TIMEOUT
         else f"cell {index} raised {name}: {value[:200]}"
-    )
-    return first + (f" (and {len(problems) - 1} more cell(s))" if len(problems) > 1 else "")
+        for index, name, value in problems[:3]
+    ]
+    more = f"; and {len(problems) - 3} more cell(s)" if len(problems) > 3 else ""
+    return "; ".join(said) + more
 
 
 def _quick_env() -> dict[str, str]:
