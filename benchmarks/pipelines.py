@@ -84,7 +84,7 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     pipeline, data, budget = spec["pipeline"], spec["data"], float(spec["budget_s"])
     device = spec.get("device", "auto")
     if pipeline == "segtutor":
-        return run_segtutor(data, budget, device)
+        return run_segtutor(data, budget, device, model=spec.get("model", "unet"))
     if pipeline == "tutorial":
         return run_tutorial(data, budget, device)
     if pipeline in PEERS:
@@ -99,15 +99,22 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"unknown pipeline {pipeline!r}; choose from {PIPELINES}")
 
 
-def run_segtutor(data: str, budget: float, device: str = "auto") -> dict[str, Any]:
+def run_segtutor(
+    data: str, budget: float, device: str = "auto", model: str = "unet"
+) -> dict[str, Any]:
     """Pipeline 1: the train command's recipe and `fit`, for `budget` seconds, then `evaluate`.
 
     What the recipe chose is recorded: `describe()`, the input size and mode, any of
     `RUN_FACTS` the `Run` or its config has, and how `fit` validated and why it stopped.
+    `model` is a name of `segtutor.architectures.MODELS` (`--model`; benchmarks/relatives.py
+    runs each), the recipe's other choices unchanged.
     """
     recorder = FitRecorder()
+    choices = {} if model == "unet" else {"model": model}
     with tempfile.TemporaryDirectory() as out:  # the command writes its checkpoints too
-        run = prepare(data, time_budget_s=budget, progress=False, run_dir=out, device=device)
+        run = prepare(
+            data, time_budget_s=budget, progress=False, run_dir=out, device=device, **choices
+        )
         history = recorder.fit(run)
         cm = evaluate(
             run.model, run.val_loader, run.num_classes, ignore_index=run.config.ignore_index
@@ -115,6 +122,8 @@ def run_segtutor(data: str, budget: float, device: str = "auto") -> dict[str, An
     metrics = cm.to_dict(run.class_names)
     steps, images, train_s = recorder.training()
     extra = ["--time-budget", str(budget)] + ([] if device == "auto" else ["--device", device])
+    extra += [] if model == "unet" else ["--model", model]
+    size = run.config.input_size
     return {
         "command": segtutor_command(data, extra),
         "miou": metrics["miou"],
@@ -129,6 +138,7 @@ def run_segtutor(data: str, budget: float, device: str = "auto") -> dict[str, An
         "fit_s": recorder.fit_end - recorder.fit_start,
         "images_per_s": images / train_s if train_s > 0 else math.nan,
         "params": count_parameters(run.model),
+        "flops_per_image": count_flops(run.model.cpu(), (1, 3, size, size)),
         "input_size": run.config.input_size,
         "input_mode": run.config.input_mode,
         "batch_size": run.train_loader.batch_size,

@@ -43,8 +43,11 @@ def _fmt(value: float | None) -> str:
 
 
 def main_runs(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs a pipeline is judged by: all but the lr sweep's runs that were not picked."""
-    return [r for r in runs if not r.get("lr_sweep") or r.get("picked")]
+    """The runs a pipeline is judged by: all but the lr sweep's runs that were not picked, and
+    runs made at a rate that a later sweep replaced (`superseded`, benchmarks/merge_results.py)."""
+    return [
+        r for r in runs if (not r.get("lr_sweep") or r.get("picked")) and not r.get("superseded")
+    ]
 
 
 def miou_at(

@@ -368,3 +368,56 @@ def test_predict_speed_quick_runs_on_a_tiny_fake(tmp_path):
     assert json.loads((tmp_path / "speed.json").read_text())["datasets"]["fake"] == json.loads(
         json.dumps(fake)
     )
+
+
+@pytest.fixture
+def merge_results():
+    return _import_benchmark("merge_results")
+
+
+def _part(date, runs, commit="abc"):
+    return {
+        "machine": {"date": date, "segtutor_commit": commit, "load_average_at_start": [0, 0, 0]},
+        "settings": {"datasets": {"d": "data/d"}, "real_datasets": ["d"]},
+        "runs": runs,
+    }
+
+
+def _run(pipeline, budget, miou, lr=None, **extra):
+    return {
+        "dataset": "d",
+        "pipeline": pipeline,
+        "budget_s": budget,
+        "lr": lr,
+        "miou": miou,
+    } | extra
+
+
+def test_merge_repicks_the_rate_over_every_part_and_supersedes_old_rate_runs(
+    merge_results, verdicts
+):
+    old = _part(
+        "2026-01-01 10:00 UTC",
+        [
+            _run("lraspp", 120.0, 0.50, lr=3e-3, lr_sweep=True, picked=True),
+            _run("lraspp", 300.0, 0.55, lr=3e-3, lr_sweep=False),
+            _run("segtutor", 120.0, 0.70),
+        ],
+    )
+    new = _part(
+        "2026-01-02 10:00 UTC",
+        [
+            _run("lraspp", 120.0, 0.60, lr=1e-2, lr_sweep=True, picked=True),
+            _run("lraspp", 300.0, 0.65, lr=1e-2, lr_sweep=True, picked=True),
+            _run("segtutor", 300.0, 0.80),
+        ],
+    )
+    merged = merge_results.merge([new, old])  # any order: sorted by date
+    assert merged["lr_picks"]["d"]["lraspp"]["lr"] == 1e-2
+    assert merged["lr_picks"]["d"]["lraspp"]["miou_by_lr"] == {"0.003": 0.50, "0.01": 0.60}
+    judged = {(r["pipeline"], r["budget_s"]): r for r in verdicts.main_runs(merged["runs"])}
+    assert judged[("lraspp", 120.0)]["lr"] == 1e-2
+    assert judged[("lraspp", 300.0)]["miou"] == 0.65  # the 3e-3 run at 300 s is superseded
+    # segtutor's rows on a dataset come from the newest part that ran it there: one commit
+    assert [r["budget_s"] for r in merged["runs"] if r["pipeline"] == "segtutor"] == [300.0]
+    assert len(merged["notes"]) == 2
