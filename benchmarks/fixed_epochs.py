@@ -125,26 +125,31 @@ def main() -> None:
     parser.add_argument("--max-train-images", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    command = "python benchmarks/fixed_epochs.py" + "".join(
+        f" --{flag} {value}"
+        for flag, value, default in (
+            ("epochs", args.epochs, 20),
+            ("max-train-images", args.max_train_images, None),
+            ("variants", " ".join(args.variants), " ".join(VARIANTS)),
+        )
+        if value != default
+    )
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    data = args.data.resolve()
+    shown = data.relative_to(ROOT) if data.is_relative_to(ROOT) else data.name  # no machine paths
+    args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.variants:
         rows.append(run_variant(name, args.data, args.epochs, args.max_train_images))
         print(f"{name}: best {rows[-1]['best_miou']:.3f} at epoch {rows[-1]['best_epoch']}, "
               f"{rows[-1]['seconds']:.0f} s", flush=True)  # fmt: skip
-    table = markdown_table(rows, args.epochs)
+        table = markdown_table(rows, args.epochs)
+        results = {"command": command, "machine": machine, "data": str(shown),
+                   "num_epochs": args.epochs, "max_train_images": args.max_train_images,
+                   "patience": PATIENCE, "runs": rows}  # fmt: skip
+        write_json(args.out / "fixed_epochs.json", results)  # after every run: partial results
+        (args.out / "fixed_epochs.md").write_text(f"`{command}` ({machine})\n\n{table}\n")
     print(table)
-    command = "python benchmarks/fixed_epochs.py " + (
-        f"--epochs {args.epochs}" if args.epochs != 20 else ""
-    )
-    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    data = args.data.resolve()
-    shown = data.relative_to(ROOT) if data.is_relative_to(ROOT) else data.name  # no machine paths
-    results = {"command": command.strip(), "machine": machine, "data": str(shown),
-               "num_epochs": args.epochs, "patience": PATIENCE, "runs": rows}  # fmt: skip
-    write_json(args.out / "fixed_epochs.json", results)
-    (args.out / "fixed_epochs.md").write_text(
-        f"`{results['command']}` ({machine}; data {shown})\n\n{table}\n"
-    )
 
 
 if __name__ == "__main__":
