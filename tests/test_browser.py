@@ -24,21 +24,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_util import launch, sync_playwright_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "tests/browser/viewer_demo.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # Without these the browser keeps trying to reach the network, which is closed here.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = REPO / "test-artifacts" / "browser" / "viewer.png"
 TIMEOUT_MS = 30_000  # any single wait in the browser ...
 WIDGET_TIMEOUT_MS = 90_000  # ... but the first output, which waits for torch to import
@@ -120,18 +109,7 @@ def _stop(server: subprocess.Popen) -> None:
 
 @pytest.mark.slow  # starts JupyterLab and a browser
 def test_dataset_viewer_in_jupyterlab(tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y "
-            "chromium) to run the browser test"
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip(
-            "the playwright Python package is not installed: pip install playwright "
-            "(no `playwright install` needed: the test uses /usr/bin/chromium)"
-        )
+    sync_playwright = sync_playwright_or_skip()
 
     start = time.monotonic()
     root = tmp_path / "root"
@@ -162,9 +140,7 @@ def test_dataset_viewer_in_jupyterlab(tmp_path):
     try:
         _wait_for_server(url, server, log)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
+            browser = launch(playwright)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(TIMEOUT_MS)
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
