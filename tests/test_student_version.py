@@ -249,7 +249,7 @@ def _run_in_quick_mode(path, cwd):
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+        nb, timeout=2000, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     )
     client.execute(env={**os.environ, "SEGTUTOR_QUICK": "1"})
     return nb
