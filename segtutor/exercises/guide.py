@@ -76,17 +76,22 @@ training cells (04, 05, 07) early: they train a model for a fixed number of epoc
 
 ## Grading
 
-Collect each learner's notebook (the student version they filled in) in one folder, then:
+Collect the learners' notebooks (the student version they filled in) in one folder, one
+notebook per student and course notebook: a folder per student (`alice/01_data.ipynb`) or flat
+(`alice_01_data.ipynb`). Then:
 
-    python -m segtutor.exercises grade SUBMISSIONS/ --out grades.csv
+    python -m segtutor.exercises grade SUBMISSIONS/ --out grades.csv [--timeout 120]
 
-Every notebook is run headless in its own kernel, in quick mode and with a time limit, on a
-copy (the submitted file is never changed). The checks are those of the installed
-`segtutor.exercises`, not the notebook's: a learner who edits the checker or deletes a check
-cell cannot fake a "correct". `grades.csv` has one row per student and question with its state,
-correct, wrong (with the check's note), not attempted, crashed or timed out, and a note; a
-notebook that crashes, hangs or is not a notebook gets its own row and never stops the batch.
-`python -m segtutor.exercises grade --help` says how the folder is laid out and the options.
+Every notebook is run headless in its own kernel, in quick mode, with a time limit per cell,
+from a temporary folder (the submitted file is never changed). The grade comes from the checks
+of the installed `segtutor.exercises`, run on the learner's functions after their cells, not
+from the notebook's check cells: a learner who edits the checker or deletes a check cell cannot
+fake a "correct". `grades.csv` has one row per student and question: `student, notebook,
+question, state, note`, the state being correct, wrong (the note says why), not attempted,
+crashed or timed out. A notebook as a whole can get rows of its own (a cell that crashed or
+timed out, a check cell changed, a solution viewed, a file with no exercises); none stops the
+batch. A submitted notebook runs with your rights: grade in a throwaway account or container
+when that matters. `python -m segtutor.exercises grade --help` lists the options.
 
 ## What each notebook's exercises assess
 
