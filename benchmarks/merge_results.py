@@ -5,8 +5,9 @@
 A full run of compare.py (every dataset, budget, pipeline and learning rate) takes hours; this
 puts runs made in several sittings into one table, honestly:
 
-- a later run of the same (dataset, pipeline, budget, lr) replaces an earlier one; on each
-  dataset, segtutor's rows all come from the newest part that ran it there (one commit);
+- a later run of the same (dataset, pipeline, budget, lr) replaces an earlier one, and every
+  run keeps the date of its part (`measured`, a column of the table): segtutor's rows may come
+  from different commits, and the notes say which part ran at which commit;
 - each peer's learning rate is picked again over every rate any part tried at the pick budget
   (the best val mIoU), and a peer's run at another budget made with a rate that is no longer the
   pick is kept in the JSON as `superseded` and left out of the tables and targets;
@@ -46,15 +47,7 @@ def merge(parts: list[dict[str, Any]], pick_budget: float = 120.0) -> dict[str, 
         for run in part["runs"]:
             run = {**run, "measured": part["machine"]["date"]}
             runs[_key(run)] = run
-    newest_seg: dict[str, str] = {}  # dataset -> date of the newest part that ran segtutor on it
-    for r in runs.values():
-        if r["pipeline"] == "segtutor":
-            newest_seg[r["dataset"]] = max(newest_seg.get(r["dataset"], ""), r["measured"])
-    merged = [
-        r
-        for r in runs.values()
-        if r["pipeline"] != "segtutor" or r["measured"] == newest_seg[r["dataset"]]
-    ]
+    merged = list(runs.values())
     lr_picks = _pick_rates(merged, pick_budget)
     settings = _settings(parts, merged, pick_budget)
     notes = [

@@ -125,8 +125,8 @@ def runs_markdown(runs: list[dict[str, Any]], real: list[str]) -> list[str]:
     )
     lines = [
         "| dataset | budget | pipeline | lr | val mIoU | mIoU, last epoch | train images/s | "
-        "train images | epochs | training share of budget | peak memory |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "train images | epochs | training share of budget | peak memory | measured |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in shown:
         kind = "real" if r["dataset"] in real else "bundled"
@@ -134,14 +134,15 @@ def runs_markdown(runs: list[dict[str, Any]], real: list[str]) -> list[str]:
             f"| {r['dataset']} ({kind}) | {r['budget_s']:.0f} s | {PIPELINE_LABELS[r['pipeline']]}"
         )
         lr = f"{r['lr']:g}" if r.get("lr") is not None else "recipe"
+        when = r.get("measured", "")[5:16]  # "MM-DD HH:MM" of its part (merge_results.py)
         if r.get("error"):
-            lines.append(f"{head} | {lr} | failed | | | | | | {_memory(r)} |")
+            lines.append(f"{head} | {lr} | failed | | | | | | {_memory(r)} | {when} |")
             continue
         share = 100 * r["train_s"] / r["budget_s"] if r.get("train_s") else None
         lines.append(
             f"{head} | {lr} | {fmt(r['miou'])} | {fmt(r['miou_last_epoch'])} "
             f"| {fmt(r['images_per_s'], 1)} | {r['train_images']} | {r['epochs']} "
-            f"| {fmt(share, 0)}% | {_memory(r)} |"
+            f"| {fmt(share, 0)}% | {_memory(r)} | {when} |"
         )
     lines.append("")
     per_class = [r for r in shown if r.get("per_class_iou")]

@@ -27,6 +27,8 @@ EXPECTED = [
     "05_evaluation",
     "06_visualisation",
     "07_real_data",
+    "08_relatives",
+    "09_capstone",
 ]
 MAX_BYTES = 1_000_000
 
