@@ -34,9 +34,11 @@ def test_the_course_map_gives_every_notebook_a_run_time():
     rows = course_map(README)
     notebooks = {p.stem for p in (ROOT / "solutions").glob("*.ipynb")}
     assert len(rows) >= 7 and set(rows) <= notebooks
-    what, time = rows["03_losses"]
+    what, learner, run = rows["03_losses"]
     assert what.startswith("per-pixel cross-entropy")
-    assert time.startswith("~") and "s" in time
+    assert run.startswith("~") and run.endswith("s") and "min" in learner
+    old_map = "| [01_data](notebooks/01_data.ipynb) | masks | `data` | ~20 s |"
+    assert course_map(old_map) == {"01_data": ("masks", "?", "~20 s")}
 
 
 def test_the_guide_holds_each_question_its_cases_and_its_mistakes():

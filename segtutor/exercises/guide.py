@@ -37,9 +37,8 @@ __all__ = ["HEADER", "course_map", "guide_markdown", "main", "question_section"]
 EXERCISES_OF = re.compile(r"Exercises of `?(\d\d_\w+)\.ipynb")
 # The methods whose returned (or raised) messages are the notes a question writes itself.
 NOTE_METHODS = ("diagnose", "compare", "explain_error", "run")
-COURSE_MAP_ROW = re.compile(
-    r"^\| \[(?P<name>\d\d_\w+)\]\([^)]*\) \| (?P<what>[^|]+) \| [^|]+ \| (?P<time>[^|]+) \|$"
-)
+# | [01_data](notebooks/01_data.ipynb) | what | modules | (your time |) run time |
+COURSE_MAP_ROW = re.compile(r"^\| \[(?P<name>\d\d_\w+)\]\([^)]*\) \| (?P<rest>.*) \|$")
 
 HEADER = """\
 # Instructor guide
@@ -65,12 +64,11 @@ when it is out of date.
 
 ## Session plan
 
-One notebook per session, in order: each builds on the one before. The run time is what
-running all of a notebook's cells takes on a 2-core laptop CPU (the README's course map), not
-the learner's time: reading the prose, running cells one by one and doing the exercises takes
-much longer, and has not been measured. As a first plan allow about an hour per notebook, with
-10 to 15 minutes per question, and adjust after the first session. Start the long notebooks'
-training cells (04, 05, 07) early: they train a model for a fixed number of epochs.
+One notebook per session, in order: each builds on the one before. "Your time" is the README's
+estimate of a learner's time for reading the prose and doing the exercises; the run time is what
+running all of a notebook's cells takes on a 2-core laptop CPU (the README's course map). Adjust
+both after the first session. Start the long notebooks' training cells (04, 05, 07) early: they
+train a model for a fixed number of epochs.
 
 {plan}
 
@@ -100,29 +98,32 @@ it gives, and the typical mistakes it recognises, each with the note the learner
 """
 
 
-def course_map(readme: str) -> dict[str, tuple[str, str]]:
-    """The README's course map: notebook name -> (what you learn, run time on a 2-core CPU).
+def course_map(readme: str) -> dict[str, tuple[str, str, str]]:
+    """The README's course map: notebook name -> (what you learn, a learner's time, run time).
 
     Introduced in `01_data.ipynb` (the course map is the README's table of the notebooks).
+
+    A table without a column of learner times gives "?" for it.
     """
     rows = {}
     for line in readme.splitlines():
         if match := COURSE_MAP_ROW.match(line.strip()):
-            rows[match["name"]] = (match["what"].strip(), match["time"].strip())
+            cells = [cell.strip() for cell in match["rest"].split(" | ")]
+            learner = cells[-2] if len(cells) >= 4 else "?"
+            rows[match["name"]] = (cells[0], learner, cells[-1])
     return rows
 
 
 def _plan(readme: str) -> str:
-    """The session plan table: notebook, exercises, run time (from the README)."""
+    """The session plan table: notebook, questions, a learner's time, run time (README)."""
     rows = course_map(readme)
     lines = [
-        "| notebook | what you learn | questions | run time (all cells, 2-core CPU) |",
-        "|---|---|---|---|",
+        "| notebook | what you learn | questions | your time | run time (2-core CPU) |",
+        "|---|---|---|---|---|",
     ]
     for name, module in _exercise_modules().items():
-        what, time = rows.get(name, ("(not in the README's course map)", "?"))
-        count = len(questions(module))
-        lines.append(f"| `{name}.ipynb` | {what} | {count} | {time} |")
+        what, learner, run = rows.get(name, ("(not in the README's course map)", "?", "?"))
+        lines.append(f"| `{name}.ipynb` | {what} | {len(questions(module))} | {learner} | {run} |")
     return "\n".join(lines)
 
 
