@@ -7,6 +7,7 @@ a state dict this file writes into a temporary `TORCH_HOME` under the name torch
 
 from __future__ import annotations
 
+import re
 import urllib.error
 
 import pytest
@@ -292,7 +293,8 @@ def test_every_verb_works_for_a_relative(scenes, tmp_path, capsys):
                             "1", "--encoder-lr-factor", "0.1")) == 0  # fmt: skip
     assert "lraspp-mobilenetv3" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(scenes)]) == 0
-    assert "mIoU" in capsys.readouterr().out
+    report = capsys.readouterr().out  # the per-class table of IoU and Dice, then their mean
+    assert "IoU" in report and re.search(r"^mean\s+0\.\d{4}", report, re.MULTILINE)
     out = tmp_path / "masks"
     code = main(["predict", "--checkpoint", str(run / "best.pt"), "--input",
                  str(scenes / "val" / "images"), "--output", str(out)])  # fmt: skip
