@@ -330,6 +330,7 @@ def test_unet_round_trips_through_a_checkpoint(tmp_path):
     fit(model, *loaders(), replace(CONFIG, num_epochs=1, checkpoint_path=str(path)))
     checkpoint = load_checkpoint(path)
     assert checkpoint["model_config"] == dict(
+        name="unet",
         in_channels=3,
         num_classes=NUM_CLASSES,
         base_width=4,

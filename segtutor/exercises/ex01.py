@@ -16,11 +16,12 @@ from PIL import Image
 
 from segtutor.exercises.compare import compare_values
 from segtutor.exercises.core import Case, Question
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.formats import IMAGE_EXTENSIONS, VOC_PALETTE
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz"]
+__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz", "progress"]
 
 
 def _pil_mask(labels: np.ndarray, palette: bool = False) -> Image.Image:
@@ -428,3 +429,6 @@ class DataQuiz(Questionnaire):
 
 q1, q2, q3, q4 = MaskToTensor(), PairByStem(), ClassPixelCounts(), ResizeMask()
 q5, quiz = Diagnose(), DataQuiz()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)

@@ -15,10 +15,11 @@ from torch import nn
 
 from segtutor.exercises.compare import compare_tensors
 from segtutor.exercises.core import Case, Incorrect, Mistake, Question
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.model import DoubleConv, UNet, Up
 
-__all__ = ["q1", "q2", "q3", "q4", "quiz"]
+__all__ = ["q1", "q2", "q3", "q4", "quiz", "progress"]
 
 
 class CountConvParams(Question):
@@ -308,3 +309,6 @@ class UNetQuiz(Questionnaire):
 
 q1, q2, q3 = CountConvParams(), DoubleConvQuestion(), PadToMatch()
 q4, quiz = PredictShapes(), UNetQuiz()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)

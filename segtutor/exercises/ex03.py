@@ -12,11 +12,12 @@ import torch.nn.functional as F
 
 from segtutor.exercises.compare import compare_tensors
 from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.losses import DiceLoss, class_weights
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3", "q4", "quiz"]
+__all__ = ["q1", "q2", "q3", "q4", "quiz", "progress"]
 
 
 def _logits_and_masks(g, n, c, h, w, ignored=0, absent=None):
@@ -280,3 +281,6 @@ class LossQuiz(Questionnaire):
 
 q1, q2, q3 = PixelCrossEntropy(), MedianFrequencyWeights(), SoftDiceLoss()
 q4, quiz = ChooseLoss(), LossQuiz()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)

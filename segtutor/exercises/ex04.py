@@ -23,10 +23,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from segtutor.exercises.compare import compare_values
 from segtutor.exercises.core import Case, Incorrect, Mistake, Question
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.train import TrainConfig, scheduled_lr, should_stop, train_one_epoch
 
-__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz"]
+__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz", "progress"]
 
 
 def _setup(seed: int, num_images: int, batch_size: int, optimizer: str):
@@ -483,3 +484,6 @@ class TrainingQuiz(Questionnaire):
 
 q1, q2, q3, q4 = TrainOneEpoch(), ShouldStop(), AtomicSave(), OneCycleLr()
 q5, quiz = NextStep(), TrainingQuiz()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)

@@ -13,11 +13,12 @@ import torch
 
 from segtutor.exercises.compare import compare_tensors, compare_values
 from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.metrics import confusion_matrix, iou_from_confusion, mean_ignoring_nan
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz"]
+__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz", "progress"]
 
 
 def _preds_and_masks(g, shape, num_classes, ignored=0, absent=()):
@@ -302,3 +303,6 @@ class EvaluationQuiz(Questionnaire):
 
 q1, q2, q3, q4 = ConfusionFromScratch(), IoUPerClass(), MeanIoU(), DiceFromIoU()
 q5, quiz = ReadTheMatrix(), EvaluationQuiz()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)

@@ -14,12 +14,13 @@ import torch
 
 from segtutor.exercises.compare import compare_tensors, compare_values
 from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.inference import rank_worst
 from segtutor.settings import IGNORE_INDEX
 from segtutor.viz import colorize, overlay
 
-__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz"]
+__all__ = ["q1", "q2", "q3", "q4", "q5", "quiz", "progress"]
 
 _PALETTES = {
     3: [(0, 0, 0), (230, 159, 0), (86, 180, 233)],
@@ -328,3 +329,6 @@ class VisualisationQuiz(Questionnaire):
 
 q1, q2, q3, q4 = ColorizeMask(), ErrorCounts(), WorstKIndices(), OverlayMask()
 q5, quiz = WhatNext(), VisualisationQuiz()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)

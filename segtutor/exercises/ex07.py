@@ -11,11 +11,12 @@ import torch
 
 from segtutor.exercises.compare import compare_tensors, compare_values
 from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.formats import VOC_PALETTE
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3", "q4", "quiz"]
+__all__ = ["q1", "q2", "q3", "q4", "quiz", "progress"]
 
 VOC_BORDER = (224, 224, 192)  # the cream VOC's colour table gives index 255
 
@@ -288,3 +289,6 @@ def questionnaire():
 
 q1, q2, q3, q4 = ColorsToClasses(), PerImageDice(), ChooseScores(), DiceByKind()
 quiz = RealDataQuiz()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)

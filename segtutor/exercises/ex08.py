@@ -14,10 +14,11 @@ import torch.nn.functional as F
 
 from segtutor.exercises.compare import compare_tensors, compare_values, short
 from segtutor.exercises.core import Case, Mistake, Question
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3", "q4"]
+__all__ = ["q1", "q2", "q3", "q4", "progress"]
 
 
 # ---- q1: one upsampling of coarse scores ----------------------------------------------------
@@ -251,3 +252,6 @@ def epochs_to_reach(val_miou, target):
 
 
 q1, q2, q3, q4 = OneUpsampling(), ReceptiveField(), ChooseModels(), EpochsToReach()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)

@@ -19,9 +19,10 @@ from segtutor.errors import CheckpointError
 from segtutor.exercises.compare import compare_values
 from segtutor.exercises.core import Case, Mistake, Question
 from segtutor.exercises.feedback import CheckResult
+from segtutor.exercises.progress import make_progress
 from segtutor.exercises.quiz import ChoiceQuestion
 
-__all__ = ["q1", "q2", "q3", "self_check"]
+__all__ = ["q1", "q2", "q3", "self_check", "progress"]
 
 
 class CheckDataFindings(ChoiceQuestion):
@@ -158,3 +159,6 @@ def self_check(run, threshold: float, predictions=None, *, show: bool = True) ->
 
 
 q1, q2, q3 = CheckDataFindings(), BestEpoch(), NextStep()
+
+# ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
+progress = make_progress(__name__)
