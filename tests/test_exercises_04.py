@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from choice_checks import assert_solutions_pass_and_wrong_items_are_named
 
 from segtutor.exercises import ex04 as ex
 
@@ -319,17 +320,7 @@ def test_q4_not_attempted():
 
 
 def test_q5_and_quiz_solutions_pass_and_a_wrong_item_is_named():
-    for question in (ex.q5, ex.quiz):
-        answers = dict(question.answers)
-        assert question.check(lambda answers=answers: answers, show=False)
-        item = next(iter(answers))
-        wrong = answers | {item: "something else"}
-        result = question.check(lambda wrong=wrong: wrong, show=False)
-        assert result.status == "incorrect" and repr(item) in result.message
-        assert question.reasons[item] in result.message
-        missing = {k: v for k, v in answers.items() if k != item}
-        result = question.check(lambda missing=missing: missing, show=False)
-        assert result.status == "incorrect" and "No answer" in result.message
+    assert_solutions_pass_and_wrong_items_are_named(ex.q5, ex.quiz)
 
 
 def test_quiz_numbers_match_the_library():
