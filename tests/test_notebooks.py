@@ -77,10 +77,12 @@ def test_skeleton(path: Path):
         headings.index("## Setup") < headings.index("## Summary") < headings.index("## Exercises")
     )
 
-    # One Setup cell: the code cell right after the Setup heading seeds and reads quick mode.
+    # Under the Setup heading: the Colab cell (tests/test_colab.py), then one Setup cell that
+    # seeds and reads quick mode.
     cells = nb["cells"]
     setup_at = next(i for i, c in enumerate(cells) if "## Setup" in _source(c))
-    setup = cells[setup_at + 1]
+    assert "colab" in cells[setup_at + 1].get("metadata", {}).get("tags", [])
+    setup = cells[setup_at + 2]
     assert setup["cell_type"] == "code"
     assert "quick_mode()" in _source(setup) and "manual_seed" in _source(setup)
 
@@ -160,7 +162,8 @@ def exercise_verdicts(path: Path, timeout: int = 600) -> dict[str, str | None]:
     exercises_at = next(
         i for i, c in enumerate(cells) if c.cell_type == "markdown" and "## Exercises" in c.source
     )
-    code = [cells[setup_at + 1]] + [c for c in cells[exercises_at:] if c.cell_type == "code"]
+    setup = cells[setup_at + 1 : setup_at + 3]  # the Colab cell (nothing here), the Setup cell
+    code = setup + [c for c in cells[exercises_at:] if c.cell_type == "code"]
     nb.cells = code + [nbformat.v4.new_code_cell(REPORT)]
     client = nbclient.NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}}
