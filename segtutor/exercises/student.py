@@ -16,8 +16,8 @@ the marker's indentation: `raise NotImplementedError("your code here")`, or the 
 is replaced whole. Markers in an untagged code cell are stripped too, so a forgotten tag never
 leaks a solution. `Question.check` recognises both placeholders as "not attempted yet".
 
-Outputs are cleared in the cells that changed and in cells that call `.check(` or
-`.solution(` (their committed output would say "Correct" or show the answer).
+Outputs are cleared in the cells that changed and in cells that call `.check(`,
+`.self_check(` or `.solution(` (their committed output would say "Correct" or show the answer).
 
 A placeholder inside a function (the usual case) raises only when the function is called, and
 `check` reports that as "not attempted". A placeholder at the top level of a cell raises as soon
@@ -52,7 +52,7 @@ DEFAULT_PLACEHOLDER = 'raise NotImplementedError("your code here")'
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:\s*\(placeholder:\s*(?P<ph>.*)\))?\s*$")
 _END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 # Cells whose committed output gives the game away once the solution is gone.
-_REVEALING_CALL = re.compile(r"\.(check|solution)\(")
+_REVEALING_CALL = re.compile(r"\.(check|self_check|solution)\(")
 _TOP_LEVEL_RAISE = re.compile(r"^raise NotImplementedError\b", re.MULTILINE)
 
 
