@@ -1,6 +1,6 @@
 """Exercises of 08_relatives.ipynb: `one_upsampling` (what FCN's coarse scores can draw),
-`receptive_field` (a prediction before running), `choose_models` (a decision) and
-`epochs_to_reach` (for the transfer-learning experiment).
+`receptive_field` (a prediction before running), `choose_models` (a decision),
+`epochs_to_reach` (for the transfer-learning experiment) and the questionnaire (`ex.quiz`).
 
 Introduced in `08_relatives.ipynb`.
 """
@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from segtutor.exercises.compare import compare_tensors, compare_values, short
 from segtutor.exercises.core import Case, Mistake, Question
 from segtutor.exercises.progress import make_progress
-from segtutor.exercises.quiz import ChoiceQuestion
+from segtutor.exercises.quiz import ChoiceQuestion, Questionnaire
 from segtutor.settings import IGNORE_INDEX
 
-__all__ = ["q1", "q2", "q3", "q4", "progress"]
+__all__ = ["q1", "q2", "q3", "q4", "quiz", "progress"]
 
 
 # ---- q1: one upsampling of coarse scores ----------------------------------------------------
@@ -251,7 +251,47 @@ def epochs_to_reach(val_miou, target):
         return compare_values(expected, got, name)
 
 
+# ---- the questionnaire ----------------------------------------------------------------------
+
+
+class RelativesQuiz(Questionnaire):
+    hints = (
+        "Every answer is printed by a cell of this notebook or follows from its text: FCN's head "
+        "sizes and the ceilings of section 1, the receptive fields and ASPP's grid of section 2, "
+        "the table of section 3, freezing in section 4.",
+        "A receptive field grows by (k - 1) x dilation x (the product of the strides before) per "
+        "layer, from 1 pixel.",
+    )
+    solution_code = """\
+def questionnaire():
+    return {1: 2052, 2: 8, 3: "ring", 4: 31, 5: 16, 6: "1x1", 7: "low",
+            8: "lraspp-mobilenetv3", 9: "encoder", 10: "random"}"""
+    answers = {
+        1: 2052, 2: 8, 3: "ring", 4: 31, 5: 16, 6: ("1x1", "1x1 convolution", "1x1 conv"),
+        7: "low", 8: ("lraspp-mobilenetv3", "lraspp", "lr-aspp"), 9: "encoder", 10: "random",
+    }  # fmt: skip
+    reasons = {
+        1: "One 1x1 convolution from 512 channels to 4 classes: 512 x 4 weights + 4 biases "
+        "= 2,052 (FCN-32s's line).",
+        2: "From 1/8 (16x16) the ceiling is mIoU 0.830; from 1/16 only 0.495.",
+        3: "A 4x4 grid cannot hold a ring's hole of 20 pixels: the ring becomes a disc, IoU 0.00.",
+        4: "1 + 2 x (1 + 2 + 4 + 8) = 31; dilation 1, 2, 4 measured 15 in section 2.",
+        5: "96 / 6 = 16: torchvision dilates MobileNetV3's last stage instead of striding it.",
+        6: "Every tap but the centre one lands 12 cells away, in the zero padding of a 6x6 grid: "
+        "the branch is its centre tap alone, a 1x1 convolution.",
+        7: "`{'low': 1/8, 'high': 1/16}`: 'low' is the (1, 40, 12, 12) map of a 96x96 crop.",
+        8: "LR-ASPP over MobileNetV3: 0.14 GFLOPs per 96x96 crop, below the course U-Net's 0.22 "
+        "(the course U-Net still trained the most images per second).",
+        9: "`fit` turns `requires_grad` off for the model's `encoder_parameters()` for those "
+        "epochs: the new head learns first.",
+        10: "`build_model` builds torchvision's models with `weights=None, "
+        "weights_backbone=None` unless `pretrained='imagenet'`: random weights, nothing "
+        "downloaded.",
+    }
+
+
 q1, q2, q3, q4 = OneUpsampling(), ReceptiveField(), ChooseModels(), EpochsToReach()
+quiz = RelativesQuiz()
 
 # ex.progress(): a table of this notebook's questions and their state; .to_json(path) saves it
 progress = make_progress(__name__)
