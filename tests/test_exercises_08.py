@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 
+from segtutor.architectures import build_model
 from segtutor.exercises import ex08 as ex
 
 # ---- q1: one_upsampling ---------------------------------------------------------------------
@@ -177,3 +178,35 @@ def test_q4_never_reached_must_be_none():
 
     result = ex.q4.check(minus_one, show=False)
     assert not result and "no epoch reaches" in result.message
+
+
+# ---- the questionnaire ----------------------------------------------------------------------
+SOLUTION = {1: 2052, 2: 8, 3: "ring", 4: 31, 5: 16, 6: "1x1", 7: "low",
+            8: "lraspp-mobilenetv3", 9: "encoder", 10: "random"}  # fmt: skip
+
+
+def test_quiz_solution_and_other_spellings_pass():
+    assert ex.quiz.check(lambda: SOLUTION, show=False)
+    spelled = {1: 2052.0, 3: " Ring", 6: "1x1 convolution", 8: "LR-ASPP"}
+    assert ex.quiz.check(lambda: SOLUTION | spelled, show=False)
+
+
+def test_quiz_wrong_items_are_named_with_their_reason():
+    result = ex.quiz.check(lambda: SOLUTION | {4: 15, 7: "high", 9: "head"}, show=False)
+    assert not result and "3 of 10" in result.message
+    assert "1 + 2 x (1 + 2 + 4 + 8) = 31" in result.message and "'high'" in result.message
+    result = ex.quiz.check(lambda: {k: v for k, v in SOLUTION.items() if k != 10}, show=False)
+    assert not result and "No answer" in result.message
+
+
+def test_quiz_numbers_match_the_models():
+    answers = ex.quiz.answers
+    channels = build_model("unet-resnet18", num_classes=4).encoder.channels[-1]
+    assert answers[1] == channels * 4 + 4  # FCN-32s's 1x1 head: weights + biases
+    assert ex.q2.reference([(3, 1, 1), (3, 1, 2), (3, 1, 4), (3, 1, 8)]) == (answers[4], 1)
+    crop = torch.zeros(1, 3, 96, 96)
+    with torch.no_grad():
+        high = build_model("deeplabv3-mobilenetv3", num_classes=4).eval().net.backbone(crop)
+        maps = build_model("lraspp-mobilenetv3", num_classes=4).eval().net.backbone(crop)
+    assert 96 // high["out"].shape[-1] == answers[5]
+    assert 96 // maps[answers[7]].shape[-1] == 8
