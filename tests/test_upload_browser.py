@@ -6,34 +6,23 @@ replaces the placeholder picture and the table of class areas appears, with the 
 notebook cell gives without a browser. No "Error displaying widget" anywhere. A screenshot is
 saved to `test-artifacts/browser/upload.png`.
 
-JupyterLab is started as tests/test_browser.py starts it, Chromium as tests/browser_util.py does
+JupyterLab and Chromium are started by tests/browser_util.py, as for tests/test_browser.py
 (Debian's `chromium` and the `playwright` package; skipped, saying which is missing, without them).
 """
 
 from __future__ import annotations
 
 import datetime
-import os
-import re
 import shutil
-import subprocess
-import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_util import launch, sync_playwright_or_skip
+from browser_util import jupyter_lab, lab_page, run_widget_notebook, sync_playwright_or_skip
 from PIL import Image
-from test_browser import (
-    REPO,
-    TIMEOUT_MS,
-    WIDGET_TIMEOUT_MS,
-    _free_port,
-    _lab_environment,
-    _stop,
-    _wait_for_server,
-)
 
+REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = "tests/browser/upload_demo.ipynb"
 SCREENSHOT = REPO / "test-artifacts" / "browser" / "upload.png"
 HEIGHT, WIDTH = 48, 64  # a multiple of 4: the demo's depth-2 U-Net needs no padding
@@ -73,41 +62,9 @@ def _areas_without_a_browser(content: bytes) -> dict[str, int]:
     return viewer.class_areas()
 
 
-def _start_jupyterlab(root, tmp_path, port):
-    """JupyterLab serving `root` on localhost, as tests/test_browser.py starts it."""
-    log = tmp_path / "jupyterlab.log"
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--no-browser",
-                f"--port={port}",
-                "--ip=127.0.0.1",
-                "--IdentityProvider.token=",
-                f"--ServerApp.root_dir={root}",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                *(["--allow-root"] if os.geteuid() == 0 else []),
-            ],  # CI runs as root
-            env=_lab_environment(tmp_path),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the kernel goes with it
-        )
-    _wait_for_server(f"http://127.0.0.1:{port}", server, log)
-    return server
-
-
 def _upload_in_the_browser(page, url, photo):
     """Run the notebook, upload `photo`; return (placeholder src, prediction src, table rows)."""
-    page.goto(f"{url}/lab/tree/{NOTEBOOK}")
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
-
-    image = page.locator(".jp-OutputArea-output img.widget-image")
-    image.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)  # imports torch
+    image = run_widget_notebook(page, url, NOTEBOOK)
     page.get_by_text("Upload a photograph").wait_for()
     placeholder = image.get_attribute("src")
 
@@ -139,32 +96,12 @@ def test_upload_predictor_in_jupyterlab(tmp_path):
     shutil.copy(REPO / NOTEBOOK, root / NOTEBOOK)
     photo = tmp_path / "upload.png"
     content = _photo(photo)
-    port = _free_port()
-    console: list[str] = []
-    server = _start_jupyterlab(root, tmp_path, port)
-    try:
-        with sync_playwright() as playwright:
-            browser = launch(playwright)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            try:
-                placeholder, prediction, rows = _upload_in_the_browser(
-                    page, f"http://127.0.0.1:{port}", photo
-                )
-                body = page.inner_text("body")
-            except Exception as error:  # say what the page showed, not only which wait failed
-                outputs = page.locator(".jp-OutputArea").all_inner_texts()
-                raise AssertionError(
-                    f"{error}\noutputs: {outputs}\nconsole: {console[-20:]}\n"
-                    f"screenshot: {SCREENSHOT}"
-                ) from error
-            finally:
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(SCREENSHOT), full_page=True)
-                browser.close()
-    finally:
-        _stop(server)
+    with (
+        jupyter_lab(root, tmp_path) as url,
+        lab_page(sync_playwright, SCREENSHOT) as (page, console),
+    ):
+        placeholder, prediction, rows = _upload_in_the_browser(page, url, photo)
+        body = page.inner_text("body")
     print(
         f"\nupload browser test: {time.monotonic() - start:.1f} s; screenshot: {SCREENSHOT.relative_to(REPO)}"
     )
