@@ -323,3 +323,31 @@ def test_onnx_export_agrees_with_eager(name, tmp_path):
         (logits,) = session.run(["logits"], {"images": images.numpy()})
         with torch.no_grad():
             np.testing.assert_allclose(logits, model(images).numpy(), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_batchnorm_statistics_catch_up_with_the_data_within_100_batches(name):
+    """Eval mode must divide by the variances training saw, after the course's few hundred steps.
+
+    torchvision's MobileNetV3 keeps BatchNorm momentum 0.01, and from random weights its
+    depthwise convolutions give outputs of variance far below 1, where `running_var` starts:
+    after 100 batches the running variances were still hundreds of times too large, so in eval
+    mode the features shrank block after block and DeepLabV3 predicted background everywhere.
+    """
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3).train()
+    images = torch.randn(2, 3, 48, 48)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    seen = {}
+    for norm in norms:  # the variance of each BatchNorm's input over the batch, per channel
+        norm.register_forward_hook(
+            lambda m, inputs, _, seen=seen: seen.__setitem__(m, inputs[0].var((0, 2, 3)))
+        )
+    with torch.no_grad():
+        for _ in range(100):
+            model(images)
+    # what eval mode divides by against what training divided by (both plus BatchNorm's eps,
+    # both unbiased as BatchNorm keeps them): 1 once caught up; the median channel of each
+    factors = [((n.running_var + n.eps) / (seen[n] + n.eps)).median().item() for n in norms]
+    worst = max(max(f, 1 / f) for f in factors)
+    assert worst < 2, f"a running variance is {worst:.0f}x off the data's after 100 batches"
