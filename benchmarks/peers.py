@@ -92,18 +92,23 @@ def build_peer(name: str, num_classes: int) -> nn.Module:
     from torchvision.models import segmentation
 
     if name == "lraspp":
-        return LogitsOnly(
-            segmentation.lraspp_mobilenet_v3_large(
-                weights=None, weights_backbone=None, num_classes=num_classes
-            )
+        model = segmentation.lraspp_mobilenet_v3_large(
+            weights=None, weights_backbone=None, num_classes=num_classes
         )
-    if name == "deeplabv3":
-        return LogitsOnly(
-            segmentation.deeplabv3_mobilenet_v3_large(
-                weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False
-            )
+    elif name == "deeplabv3":
+        model = segmentation.deeplabv3_mobilenet_v3_large(
+            weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False
         )
-    raise ValueError(f"unknown peer {name!r}; choose from {PEERS}")
+    else:
+        raise ValueError(f"unknown peer {name!r}; choose from {PEERS}")
+    # torchvision's MobileNetV3 keeps BatchNorm momentum 0.01, which from random weights leaves
+    # eval mode's running statistics wrong for about a thousand steps (segtutor.architectures
+    # explains it); its own short runs would be handicapped, so the peers get PyTorch's 0.1, as
+    # segtutor's models do (the rows measured from 2026-12-02 on; earlier ones ran at 0.01).
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.1
+    return LogitsOnly(model)
 
 
 def resize_pair(

@@ -329,6 +329,8 @@ def test_torchvision_peers_build_and_train_one_step_offline(peers, tmp_path, mon
     for name in ("lraspp", "deeplabv3"):
         torch.manual_seed(0)
         model = peers.build_peer(name, num_classes=3)
+        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        assert norms and {m.momentum for m in norms} == {0.1}, name  # torchvision's 0.01 undone
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         before = [p.detach().clone() for p in model.parameters()]
         logits = model(images)
