@@ -45,7 +45,7 @@ def merge(parts: list[dict[str, Any]], pick_budget: float = 120.0) -> dict[str, 
     runs: dict[tuple, dict[str, Any]] = {}
     for part in parts:
         for run in part["runs"]:
-            run = {**run, "measured": part["machine"]["date"]}
+            run = {**run, "measured": run.get("measured") or part["machine"]["date"]}
             runs[_key(run)] = run
     merged = list(runs.values())
     lr_picks = _pick_rates(merged, pick_budget)

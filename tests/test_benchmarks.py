@@ -423,3 +423,21 @@ def test_merge_repicks_the_rate_over_every_part_and_supersedes_old_rate_runs(
     seg = {r["budget_s"]: r["measured"] for r in merged["runs"] if r["pipeline"] == "segtutor"}
     assert seg == {120.0: "2026-01-01 10:00 UTC", 300.0: "2026-01-02 10:00 UTC"}
     assert len(merged["notes"]) == 2
+
+
+def test_merging_into_a_merged_file_keeps_each_run_s_own_date(merge_results):
+    first = merge_results.merge(
+        [
+            _part("2026-01-01 10:00 UTC", [_run("smp", 120.0, 0.5, lr=3e-3)]),
+            _part("2026-01-02 10:00 UTC", [_run("segtutor", 120.0, 0.7)]),
+        ]
+    )  # dated by its newest part, 01-02
+    again = merge_results.merge(
+        [first, _part("2026-01-03 10:00 UTC", [_run("segtutor", 300.0, 0.8)])]
+    )
+    dates = {r["pipeline"] + str(r["budget_s"]): r["measured"] for r in again["runs"]}
+    assert dates == {
+        "smp120.0": "2026-01-01 10:00 UTC",
+        "segtutor120.0": "2026-01-02 10:00 UTC",
+        "segtutor300.0": "2026-01-03 10:00 UTC",
+    }
