@@ -103,8 +103,12 @@ def render(results: dict[str, Any], doc: Path) -> None:
         "Random initial weights for every model; mIoU on the validation split, one confusion "
         "matrix at the masks' resolution; GFLOPs per image at the training input size.",
         "",
-        "| dataset | budget | model | parameters | GFLOPs/image | images/s | epochs | mIoU | peak memory |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Rows re-measured later (`measured`) were merged into the JSON by hand; a row's `note`"
+        " says what it was measured with when that differs from today's code.",
+        "",
+        "| dataset | budget | model | parameters | GFLOPs/image | images/s | epochs | mIoU "
+        "| peak memory | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         if r.get("miou") is None:
@@ -112,10 +116,13 @@ def render(results: dict[str, Any], doc: Path) -> None:
                 f"| {r['dataset']} | {r['budget_s']:.0f} s | {r['model']} | failed: see the JSON | | | | | |"
             )
             continue
+        note = f" ({r['note']})" if r.get("note") else ""
+        measured = r.get("measured", machine["date"])[5:16]
         lines.append(
-            f"| {r['dataset']} | {r['budget_s']:.0f} s | `{r['model']}` | {r['params'] / 1e6:.2f} M "
-            f"| {r['flops_per_image'] / 1e9:.2f} | {r['images_per_s']:.1f} | {r['epochs']} "
-            f"| {fmt(r['miou'])} | {r['peak_rss_mib']:.0f} MiB |"
+            f"| {r['dataset']} | {r['budget_s']:.0f} s | `{r['model']}`{note} "
+            f"| {r['params'] / 1e6:.2f} M | {r['flops_per_image'] / 1e9:.2f} "
+            f"| {r['images_per_s']:.1f} | {r['epochs']} | {fmt(r['miou'])} "
+            f"| {r['peak_rss_mib']:.0f} MiB | {measured} |"
         )
     lines += ["", END]
     text = doc.read_text()
