@@ -125,7 +125,7 @@ def render(results: dict[str, Any], doc: Path) -> None:
             f"| {r['peak_rss_mib']:.0f} MiB | {measured} |"
         )
     lines += ["", END]
-    text = doc.read_text()
+    text = doc.read_text() if doc.exists() else ""
     block = "\n".join(lines)
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
