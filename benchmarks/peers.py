@@ -91,6 +91,8 @@ def build_peer(name: str, num_classes: int) -> nn.Module:
         return smp.Unet("resnet18", encoder_weights=None, in_channels=3, classes=num_classes)
     from torchvision.models import segmentation
 
+    from segtutor.architectures import use_pytorch_batchnorm_momentum
+
     if name == "lraspp":
         model = segmentation.lraspp_mobilenet_v3_large(
             weights=None, weights_backbone=None, num_classes=num_classes
@@ -101,14 +103,10 @@ def build_peer(name: str, num_classes: int) -> nn.Module:
         )
     else:
         raise ValueError(f"unknown peer {name!r}; choose from {PEERS}")
-    # torchvision's MobileNetV3 keeps BatchNorm momentum 0.01, which from random weights leaves
-    # eval mode's running statistics wrong for about a thousand steps (segtutor.architectures
-    # explains it); its own short runs would be handicapped, so the peers get PyTorch's 0.1, as
-    # segtutor's models do (the rows measured from 2026-12-02 on; earlier ones ran at 0.01).
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = 0.1
-    return LogitsOnly(model)
+    # torchvision's MobileNetV3 keeps BatchNorm momentum 0.01, which handicaps short runs from
+    # random weights; the peers get PyTorch's 0.1, as segtutor's models do (the rows measured
+    # from 2026-12-02 on; earlier ones ran at 0.01).
+    return LogitsOnly(use_pytorch_batchnorm_momentum(model))
 
 
 def resize_pair(

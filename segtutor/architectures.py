@@ -51,6 +51,7 @@ __all__ = [
     "freeze_encoder",
     "model_config",
     "model_from_config",
+    "use_pytorch_batchnorm_momentum",
 ]
 
 MODELS: dict[str, str] = {
@@ -275,12 +276,21 @@ def build_model(
             model = BackboneUNet(encoder, num_classes, deep_supervision, name=name)
         else:
             model = _torchvision_model(name, num_classes, deep_supervision, weights)
-    # torchvision's MobileNetV3 updates its BatchNorms' running statistics with momentum 0.01,
-    # made for ImageNet's long training. From random weights its depthwise convolutions give
-    # outputs of variance far below the running variance's starting value of 1, so for about
-    # a thousand steps eval mode divides them by the wrong scale and DeepLabV3 predicts
-    # background everywhere (docs/benchmarks.md). PyTorch's default, 0.1, catches up ten
-    # times sooner, within the course's budgets.
+    return use_pytorch_batchnorm_momentum(model)
+
+
+def use_pytorch_batchnorm_momentum(model: nn.Module) -> nn.Module:
+    """Set every BatchNorm of `model` to PyTorch's default momentum, 0.1; return `model`.
+
+    torchvision's MobileNetV3 updates its BatchNorms' running statistics with momentum 0.01,
+    made for ImageNet's long training. From random weights its depthwise convolutions give
+    outputs of variance far below the running variance's starting value of 1, so for about a
+    thousand steps eval mode divides them by the wrong scale and DeepLabV3 predicts background
+    everywhere (docs/benchmarks.md). PyTorch's default, 0.1, catches up ten times sooner,
+    within the course's budgets.
+
+    Introduced in `08_relatives.ipynb`.
+    """
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = 0.1
