@@ -665,7 +665,8 @@ def _check_labels(report: DatasetReport, inferred: bool) -> None:
         return
     _check_range(report, k)
     for c in np.flatnonzero(report.pixel_counts() == 0):
-        report.notes.append(f"class {c} ({report.class_names[c]}) has no pixels in {report.root}")
+        name = report.class_names[c] if c < len(report.class_names) else "no name"  # reported
+        report.notes.append(f"class {c} ({name}) has no pixels in {report.root}")
 
 
 def _looks_binary_255(report: DatasetReport) -> Problem | None:

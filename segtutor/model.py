@@ -272,6 +272,9 @@ PRESETS: dict[str, dict] = {
     # 0.38 GFLOPs per image. Wider presets learned no faster per second of CPU in our runs:
     # they see fewer images (docs/benchmarks.md).
     "course": dict(base_width=8, depth=4, bilinear=False),
+    # 1.5x the course's channels (12..192), 1.1 M parameters: what the recipe picks for more
+    # classes than the course U-Net's last layer has channels (`segtutor.recipe.choose_preset`).
+    "wide": dict(base_width=12, depth=4, bilinear=False),
     # One level less (8..64 channels): 0.12 M parameters, a little faster; for quick checks.
     "tiny": dict(base_width=8, depth=3, bilinear=False),
 }
@@ -285,7 +288,7 @@ def build_unet(
     *,
     deep_supervision: bool = False,
 ) -> UNet:
-    """A `UNet` of a named size from `PRESETS` ("full", "course" or "tiny").
+    """A `UNet` of a named size from `PRESETS` ("full", "course", "wide" or "tiny").
 
     Introduced in `02_unet.ipynb`.
 

@@ -31,7 +31,7 @@ from segtutor.data import SegmentationDataset, load_splits, make_loader
 from segtutor.distributed import world_size
 from segtutor.errors import CheckpointError, DataError, Problem
 from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
-from segtutor.model import count_parameters
+from segtutor.model import PRESETS, count_parameters
 from segtutor.runtime import choose_device, seed_everything
 from segtutor.settings import quick_mode
 from segtutor.sizing import region_width, sample_masks, working_scale
@@ -43,6 +43,7 @@ __all__ = [
     "RecipeOptions",
     "Run",
     "choose_input_mode",
+    "choose_preset",
     "data_scale",
     "default_epochs",
     "image_sizes",
@@ -82,9 +83,9 @@ class RecipeOptions:
     # The architecture, a key of `segtutor.architectures.MODELS` (08_relatives.ipynb): "unet" is
     # the course's; the others are its relatives, several of them over a torchvision backbone.
     model: str = "unet"
-    # U-Net size, a key of `segtutor.model.PRESETS`: "course" is fast on a CPU, "full" the paper's.
-    # Sizes "unet" only.
-    preset: str = "course"
+    # U-Net size, a key of `segtutor.model.PRESETS`: "course" is fast on a CPU, "full" the paper's;
+    # None: from the number of classes (`choose_preset`). Sizes "unet" only.
+    preset: str | None = None
     # Also train the decoder's coarser levels to predict the classes (UNet(deep_supervision=True);
     # torchvision's auxiliary head for FCN and DeepLabV3; LR-ASPP has none).
     deep_supervision: bool = True
@@ -246,11 +247,13 @@ def prepare(
     elif options.init_from is not None:
         model, init_note = _model_from_run(options, train_ds.num_classes)
     else:
+        if options.preset is None and options.model == "unet":
+            options.preset = choose_preset(train_ds.num_classes)
         seed_everything(options.seed)  # the initial weights: fit seeds only what happens inside it
         model = build_model(
             options.model,
             train_ds.num_classes,
-            preset=options.preset,
+            preset=options.preset or "course",
             deep_supervision=options.deep_supervision,
             pretrained=options.pretrained,
         )
@@ -300,10 +303,14 @@ def _model_from_run(options: RecipeOptions, num_classes: int) -> tuple[nn.Module
 
 
 def _model_text(model: nn.Module, options: RecipeOptions) -> str:
-    """`U-Net 'course'`, or the architecture's name, with how it was initialised."""
+    """`U-Net 'course'` (the preset of the model's size), or the architecture's name, with how
+    it was initialised."""
     name = getattr(model, "name", options.model)
-    text = f"U-Net '{options.preset}'" if name == "unet" else name
-    return text + (" (ImageNet backbone)" if options.pretrained else "")
+    if name != "unet":
+        return name + (" (ImageNet backbone)" if options.pretrained else "")
+    size = dict(base_width=model.base_width, depth=model.depth, bilinear=model.bilinear)
+    presets = [preset for preset, config in PRESETS.items() if config == size]
+    return f"U-Net '{presets[0]}'" if presets else f"U-Net (width {model.base_width})"
 
 
 def _loaders(
@@ -363,6 +370,20 @@ def _config(train_ds: SegmentationDataset, mode: str, options: RecipeOptions) ->
     if options.lr is not None:
         config.lr = options.lr
     return config
+
+
+def choose_preset(num_classes: int) -> str:
+    """The U-Net size for `num_classes` classes: "course", or "wide" for more classes than the
+    course U-Net's last layer has channels (8).
+
+    Introduced in `04_training.ipynb`.
+
+    The 1x1 head turns the last layer's channels into one score per class; with 9 classes and 8
+    channels it has fewer features than classes to tell apart. On ccp9 (9 classes) "wide" scored
+    higher at 120 s and 300 s, on nuclei (2 classes) lower (docs/benchmarks.md, "Width for many
+    classes"), so the width follows the number of classes.
+    """
+    return "course" if num_classes <= PRESETS["course"]["base_width"] else "wide"
 
 
 def default_epochs() -> int:

@@ -9,7 +9,13 @@ import torch
 
 from segtutor.errors import DataError
 from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
-from segtutor.recipe import RecipeOptions, choose_input_mode, default_epochs, prepare
+from segtutor.recipe import (
+    RecipeOptions,
+    choose_input_mode,
+    choose_preset,
+    default_epochs,
+    prepare,
+)
 from segtutor.synth import write_dataset
 from segtutor.train import TrainConfig, fit
 
@@ -117,6 +123,27 @@ def test_config_carries_the_choices(scenes, tmp_path):
     assert prepare(scenes, preset="tiny").model.deep_supervision  # the default
     assert run.class_names == ["background", "disc", "bar", "ring"]
     assert len(run.palette) == 4
+
+
+@pytest.mark.filterwarnings("ignore:classes .* have no pixels")
+def test_the_width_follows_the_number_of_classes(scenes, tmp_path):
+    assert [choose_preset(n) for n in (2, 4, 8, 9, 21)] == ["course"] * 3 + ["wide"] * 2
+    four = prepare(scenes)  # 4 classes: the course U-Net, 8 channels in its last layer
+    assert (four.options.preset, four.model.base_width) == ("course", 8)
+    assert "U-Net 'course'" in four.describe()
+    unnamed = tmp_path / "unnamed"  # the same masks, classes 4..9 unused, no names to match
+    shutil.copytree(scenes, unnamed, ignore=shutil.ignore_patterns("dataset.json"))
+    ten = prepare(unnamed, num_classes=10)  # more classes than channels: the wide one
+    assert (ten.options.preset, ten.model.base_width) == ("wide", 12)
+    assert "U-Net 'wide', 1.1" in ten.describe()
+    assert prepare(unnamed, num_classes=10, preset="tiny").model.base_width == 8  # as asked
+    assert prepare(scenes, model="lraspp-mobilenetv3").options.preset is None  # U-Net only
+
+
+def test_more_classes_than_names_is_a_data_error(scenes):
+    # was an IndexError while listing the classes without pixels
+    with pytest.raises(DataError, match="4 class names for num_classes=10"):
+        prepare(scenes, num_classes=10)
 
 
 def test_same_seed_same_loaders_and_model(scenes):

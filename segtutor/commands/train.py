@@ -105,7 +105,8 @@ def _model_arguments(group, default: RecipeOptions) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=default.preset,
-        help="U-Net size (--model unet): 'course' is fast on a CPU, 'full' is the paper's",
+        help="U-Net size (--model unet): 'course' is fast on a CPU, 'full' is the paper's; "
+        "default: 'course', or 'wide' for more than 8 classes",
     )
     group.add_argument(
         "--size",
@@ -249,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _model_problem(args: argparse.Namespace) -> str | None:
     """What cannot go together in the model options (before any data is read), or None."""
-    if args.model != "unet" and args.preset != RecipeOptions().preset:
+    if args.model != "unet" and args.preset is not None:
         return f"--preset sizes the course's U-Net; --model {args.model} has one size"
     if args.model == "unet" and args.pretrained:
         return "the course's U-Net has no pretrained weights: add e.g. --model unet-resnet18"
