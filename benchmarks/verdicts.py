@@ -178,7 +178,7 @@ def targets_markdown(results: dict[str, Any]) -> list[str]:
         "Not checked by this script, because both need the default from before issue 12 "
         "(commit 3ce82f9) run beside today's in one sitting: the bundled scenes' 0.90 in at "
         "most 0.6x the old default's time, and no dataset worse than the old default at 300 s. "
-        "\"What the numbers say\" below has both, with the commands that measured them.",
+        '"What the numbers say" below has both, with the commands that measured them.',
     ]
     speed = speed_targets(results)
     if speed:
