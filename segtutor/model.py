@@ -269,8 +269,8 @@ PRESETS: dict[str, dict] = {
     # too slow to train on a CPU in a notebook's time.
     "full": dict(base_width=64, depth=4, bilinear=False),
     # The course default: the same figure with 1/8 of the channels (8..128), 0.49 M parameters,
-    # 0.38 GFLOPs per image. Wider presets learned no faster per second of CPU in our runs:
-    # they see fewer images (docs/benchmarks.md).
+    # 0.38 GFLOPs per image. On the bundled scenes wider presets learned no faster per second
+    # of CPU: they see fewer images; with more than 8 classes "wide" did (docs/benchmarks.md).
     "course": dict(base_width=8, depth=4, bilinear=False),
     # 1.5x the course's channels (12..192), 1.1 M parameters: what the recipe picks for more
     # classes than the course U-Net's last layer has channels (`segtutor.recipe.choose_preset`).

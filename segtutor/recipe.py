@@ -6,8 +6,8 @@ This is the one place where segtutor's defaults are chosen from the data: native
 crops or whole resized images (from the images' sizes), the working scale (from the labelled
 regions' width), the U-Net's width (from the number of classes), class weights (from the
 training masks' pixel counts), the validation batch size (1 when image sizes differ), and the
-number of epochs (fewer in quick mode). `python -m segtutor train` is `prepare` plus `fit` plus printing, and the
-notebooks call `prepare` too, so they train exactly what the command trains.
+number of epochs (fewer in quick mode). `python -m segtutor train` is `prepare` plus `fit` plus
+printing, and the notebooks call `prepare` too, so they train exactly what the command trains.
 
 Example:
     >>> run = prepare("data_samples/scenes", num_epochs=12)
