@@ -11,6 +11,7 @@ from segtutor.errors import DataError
 from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
 from segtutor.recipe import (
     RecipeOptions,
+    choose_batch_size,
     choose_input_mode,
     choose_preset,
     default_epochs,
@@ -138,6 +139,18 @@ def test_the_width_follows_the_number_of_classes(scenes, tmp_path):
     assert "U-Net 'wide', 1.1" in ten.describe()
     assert prepare(unnamed, num_classes=10, preset="tiny").model.base_width == 8  # as asked
     assert prepare(scenes, model="lraspp-mobilenetv3").options.preset is None  # U-Net only
+
+
+def test_the_batch_size_follows_the_time_budget(scenes):
+    assert (choose_batch_size(None), choose_batch_size(60.0)) == (8, 16)
+    epochs = prepare(scenes, preset="tiny", input_size=32)  # 10 images: batches of 8, then 2
+    assert (epochs.options.batch_size, epochs.train_loader.batch_size) == (8, 8)
+    budget = prepare(scenes, preset="tiny", input_size=32, time_budget_s=30.0)
+    assert (budget.options.batch_size, budget.train_loader.batch_size) == (16, 16)
+    assert budget.val_loader.batch_size == 16  # validation batches follow, unless mixed sizes
+    asked = prepare(scenes, preset="tiny", input_size=32, time_budget_s=30.0, batch_size=4)
+    assert asked.train_loader.batch_size == 4  # as asked, budget or not
+    assert RecipeOptions().batch_size is None  # chosen by prepare
 
 
 def test_more_classes_than_names_is_a_data_error(scenes):

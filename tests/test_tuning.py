@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 
 import numpy as np
 import pytest
@@ -158,6 +159,28 @@ def test_the_answer_is_cached_and_read_without_timing(monkeypatch, cache) -> Non
     other, timer = choose(monkeypatch, lambda o: 1.0, amp=False)
     assert len(timer.calls) == 1 and other == SpeedSettings(None, True, 2)
     assert len(json.loads(cache.read_text())) == 2
+
+
+def test_an_old_answer_is_timed_again(monkeypatch, cache) -> None:
+    fast = SpeedSettings(BF16, False, 1)
+    choose(monkeypatch, lambda o: 0.5 if o == fast else 1.0)
+    saved = json.loads(cache.read_text())
+    ((key, entry),) = saved.items()
+    assert time.time() - entry["timed_at"] < 60
+    entry["timed_at"] -= tuning.MAX_AGE_S - 60  # a day old, less a minute: still trusted
+    cache.write_text(json.dumps(saved))
+    monkeypatch.setattr(tuning, "time_steps", never_timed)
+    assert fastest_settings(tiny_model(), nn.CrossEntropyLoss(), SHAPE, 2, CPU) == fast
+    entry["timed_at"] -= 120  # now older than a day: the machine may have changed, time again
+    cache.write_text(json.dumps(saved))
+    settings, timer = choose(monkeypatch, lambda o: 1.0)  # today float32 is as fast
+    assert len(timer.calls) == 1 and settings == SpeedSettings(None, True, 2)
+    ((_, entry),) = json.loads(cache.read_text()).items()
+    assert entry["precision"] == "float32" and time.time() - entry["timed_at"] < 60
+    del entry["timed_at"]  # an entry from before timed_at existed counts as old
+    cache.write_text(json.dumps({key: entry}))
+    _, timer = choose(monkeypatch, lambda o: 1.0)
+    assert len(timer.calls) == 1
 
 
 def test_use_cache_false_neither_reads_nor_writes(monkeypatch, cache) -> None:

@@ -183,7 +183,8 @@ def _optimisation_arguments(group, default: RecipeOptions) -> None:
         "--batch-size",
         type=positive_int,
         default=default.batch_size,
-        help="images per step (small batches: more steps per CPU second)",
+        help="images per step (default: 8, or 16 under --time-budget, where more images per "
+        "second count more than more steps)",
     )
     group.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
     group.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default=default.loss)
