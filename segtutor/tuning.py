@@ -13,8 +13,8 @@ does not flip the choice. The answer is cached per machine, model and batch shap
 `speed.json` under `cache_dir()`, so later runs that day pay nothing; an answer older than
 `MAX_AGE_S` is timed again, because the same machine's answer changes (a shared or virtual
 machine's neighbours, its firmware, its load): on the 2-core Xeon of docs/benchmarks.md an
-answer cached two days earlier kept float32 for the course U-Net where bfloat16 now took 20%
-less time per step.
+answer cached the day before kept float32 for the course U-Net where bfloat16, timed again,
+took about 20% less time per step.
 
 Example:
     >>> settings = fastest_settings(model, loss_fn, (8, 3, 96, 96), num_classes=4, device=device)
