@@ -207,13 +207,18 @@ class SegmentationDataset(torch.utils.data.Dataset):
         stem = self.stems[index]
         image = self._images.get(stem)
         if image is None:
-            image = self._load(self.image_paths[index], decode_image)
+            width, height = self._native[stem]
+            size = scaled_size(height, width, self.scale)
+            shrunk = self.scale < 1  # a JPEG may be decoded at 1/2, 1/4 or 1/8 (decode_image)
+            image = self._load(
+                self.image_paths[index], decode_image, shrink_to=size if shrunk else None
+            )
             # (H, W, 3) -> (3, H, W) as a view: copying into channel-first order would cost as
             # much as the decode, and every torch op accepts the strides as they are
             image = torch.from_numpy(image).permute(2, 0, 1)
-            self._check_size(index, image.shape[1:], self.image_paths[index])
-            if self.scale != 1:
-                image = _resize(image, scaled_size(*image.shape[1:], self.scale))
+            self._check_size(index, image.shape[1:], self.image_paths[index], shrunk=shrunk)
+            if tuple(image.shape[1:]) != size:
+                image = _resize(image, size)
             if self.cache:
                 self._images[stem] = image
         elif self.cache:
@@ -235,10 +240,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 self._masks[stem] = mask
         return mask
 
-    def _check_size(self, index: int, shape: Sequence[int], path: Path) -> None:
-        """A decoded image or mask must have the size the checks read from the image's header."""
+    def _check_size(
+        self, index: int, shape: Sequence[int], path: Path, *, shrunk: bool = False
+    ) -> None:
+        """A decoded image or mask must have the size the checks read from the image's header
+        (or, `shrunk`, that size divided by 2, 4 or 8 and rounded up: a JPEG decoded small)."""
         width, height = self._native[self.stems[index]]
-        if tuple(shape) != (height, width):
+        factors = (1, 2, 4, 8) if shrunk else (1,)
+        if tuple(shape) not in {(-(-height // k), -(-width // k)) for k in factors}:
             raise DataError(
                 Problem(
                     path,
@@ -252,9 +261,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return decode_mask(path, self.palette, self.binary_255, lookup=self.lookup)
 
     @staticmethod
-    def _load(path: Path, decode: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
+    def _load(path: Path, decode: Callable[..., np.ndarray], **options: Any) -> np.ndarray:
         try:
-            return decode(path, *args)
+            return decode(path, **options)
         except Exception as error:  # the file was fine when checked: say which one broke
             raise DataError(
                 Problem(

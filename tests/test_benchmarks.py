@@ -441,3 +441,17 @@ def test_merging_into_a_merged_file_keeps_each_run_s_own_date(merge_results):
         "segtutor120.0": "2026-01-02 10:00 UTC",
         "segtutor300.0": "2026-01-03 10:00 UTC",
     }
+
+
+def test_schedule_shape_reproduces_one_cycle_and_reshapes_it():
+    shape = _import_benchmark("schedule_shape")
+    from segtutor.config import TrainConfig, scheduled_lr
+
+    config = TrainConfig(lr=1e-2)
+    default = shape.reshaped(0.3, "cosine")
+    for p in (0.0, 0.1, 0.3, 0.5, 0.9, 1.0):
+        assert default(config, p) == pytest.approx(scheduled_lr(config, p))
+    short = shape.reshaped(0.1, "linear")
+    assert short(config, 0.1) == pytest.approx(1e-2)  # the peak, after a tenth of the run
+    assert short(config, 0.55) == pytest.approx((1e-2 + 1e-2 / 25e4) / 2)  # halfway down
+    assert short(config, 1.0) == pytest.approx(1e-2 / 25e4)

@@ -106,7 +106,9 @@ def test_cache_returns_identical_tensors_without_decoding_again(good: Path, monk
     cached = SegmentationDataset(good, cache=True)
     calls = []
     real = data.decode_image
-    monkeypatch.setattr(data, "decode_image", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(
+        data, "decode_image", lambda path, **kw: calls.append(path) or real(path, **kw)
+    )
     monkeypatch.setattr(data, "decode_mask", None)  # masks were decoded once, when checked
     first = [cached[i] for i in range(len(cached))]
     second = [cached[i] for i in range(len(cached))]
@@ -215,7 +217,9 @@ def test_set_scale_resizes_each_file_once_and_caches_the_resized_pair(
     ds.set_scale(0.5)
     calls = []
     real = data.decode_image
-    monkeypatch.setattr(data, "decode_image", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(
+        data, "decode_image", lambda path, **kw: calls.append(path) or real(path, **kw)
+    )
     monkeypatch.setattr(data, "decode_mask", None)  # masks were decoded once, when checked
     first = [ds[i] for i in range(len(ds))]
     assert len(calls) == len(ds)
@@ -290,7 +294,7 @@ def test_a_mask_replaced_by_one_of_another_size_names_the_file(good: Path) -> No
 
 
 def test_read_mask_reads_no_image(good: Path, monkeypatch) -> None:
-    def no_images(path):
+    def no_images(path, **options):
         raise AssertionError(f"read_mask decoded an image: {path}")
 
     monkeypatch.setattr(data, "decode_image", no_images)
@@ -310,3 +314,27 @@ def test_set_scale_again_starts_from_the_native_masks(good: Path) -> None:
     ds.set_scale(1.0)
     image, mask = ds[0]
     assert image.shape[1:] == mask.shape == (H, W)
+
+
+def test_large_jpegs_at_a_small_scale_are_decoded_small_and_match_the_full_decode(
+    tmp_path: Path,
+) -> None:
+    y, x = np.mgrid[0:160, 0:200]
+    for stem in ("a", "b"):
+        photo = np.stack([x * 255 // 200, y * 255 // 160, (x + y) % 256], -1).astype(np.uint8)
+        save(tmp_path / "images" / f"{stem}.jpg", photo, quality=95)
+        save(tmp_path / "masks" / f"{stem}.png", (x > 100).astype(np.uint8))
+    ds = SegmentationDataset(tmp_path)
+    full = [ds.read_sample(i)[0] for i in range(len(ds))]
+    ds.set_scale(0.2)
+    for i in range(len(ds)):
+        image, mask = ds.read_sample(i)
+        assert image.shape == (3, 32, 40) and mask.shape == (32, 40)
+        from_full = data._resize(full[i].as_subclass(torch.Tensor), (32, 40))
+        assert (image.float() - from_full.float()).abs().mean() < 2
+    # a file swapped for another size is still caught when it is decoded small
+    photo = np.zeros((161, 200, 3), np.uint8)
+    save(tmp_path / "images" / "b.jpg", photo)
+    ds.set_scale(0.2)
+    with pytest.raises(DataError, match=r"b\.jpg"):
+        ds.read_sample(1)

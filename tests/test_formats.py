@@ -213,3 +213,36 @@ def test_read_metadata_accepts_a_byte_order_mark(tmp_path: Path) -> None:
     (tmp_path / "dataset.json").write_text('{"name": "toy"}', encoding="utf-8-sig")
     assert read_metadata(tmp_path).name == "toy"
     assert read_metadata(tmp_path / "a" / "b") == formats.DatasetMeta()  # neither has one
+
+
+def _photo(height: int, width: int) -> np.ndarray:
+    """A smooth RGB picture with some detail: gradients and a disc, like a downscaled photo."""
+    y, x = np.mgrid[0:height, 0:width]
+    disc = (y - height / 2) ** 2 + (x - width / 3) ** 2 < (height / 4) ** 2
+    red, green = 255 * x / width, 255 * y / height
+    return np.stack([red, green, np.where(disc, 220, 40)], axis=-1).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("shrink_to", "expected"), [((25, 30), (50, 60)), ((26, 31), (100, 120))])
+def test_a_jpeg_shrunk_while_decoding_keeps_twice_the_target(
+    tmp_path: Path, shrink_to: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    # 200x240 halves to 100x120 and quarters to 50x60: a quarter keeps twice 25x30, not 26x31
+    path = save(tmp_path / "p.jpg", _photo(200, 240), quality=95)
+    full = formats.decode_image(path)
+    small = formats.decode_image(path, shrink_to=shrink_to)
+    assert small.shape == (*expected, 3) and small.dtype == np.uint8
+    # nearly what shrinking the full decode gives
+    target = [expected[0], expected[1]]
+    shrunk_full = torch.nn.functional.interpolate(
+        torch.from_numpy(full).permute(2, 0, 1)[None].float(), target, mode="area"
+    )
+    assert (shrunk_full[0] - torch.from_numpy(small).permute(2, 0, 1)).abs().mean() < 3
+
+
+def test_only_jpegs_are_shrunk_while_decoding(tmp_path: Path) -> None:
+    path = save(tmp_path / "p.png", _photo(200, 240))
+    assert formats.decode_image(path, shrink_to=(25, 30)).shape == (200, 240, 3)
+    assert np.array_equal(
+        formats.decode_image(path, shrink_to=(25, 30)), formats.decode_image(path)
+    )
