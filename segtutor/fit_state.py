@@ -28,6 +28,7 @@ from segtutor.checkpoint import (
 )
 from segtutor.config import History, TrainConfig, call_callbacks, scheduled_lr
 from segtutor.distributed import max_over_processes
+from segtutor.errors import CheckpointError
 
 __all__ = ["FitState"]
 
@@ -69,6 +70,7 @@ class FitState:
             )
             self.history = History.from_dict(ckpt["history"])
             best_state = ckpt.get("best_model_state")  # only in a last-epoch checkpoint
+            _check_steps_per_epoch(self.step, len(self.history), len(train_loader))
         self.best_miou = self.history.best_miou if len(self.history) else -math.inf
         self.best_state = best_state or cpu_state(model)
         self.meta = run_metadata(model, train_loader, config)
@@ -228,3 +230,16 @@ class FitState:
         elif early_stop:
             self.stop_reason = "early_stopping"
         return self.stop_reason != "num_epochs"
+
+
+def _check_steps_per_epoch(step: int, epochs: int, batches: int) -> None:
+    """A resumed run must have as many batches per epoch as the run it continues (the lr
+    schedule counts them): its checkpoint's `step` lies within its last epoch (a time budget or
+    a callback may have ended it early)."""
+    if epochs and not (epochs - 1) * batches <= step <= epochs * batches:
+        raise CheckpointError(
+            f"cannot resume: the checkpoint's run made {step} training steps in {epochs} "
+            f"epochs, which does not fit {batches} batches per epoch; resume with the first "
+            "run's data, batch size and --max-train-images (the same --epochs or --time-budget "
+            "give the same default batch size)"
+        )

@@ -221,14 +221,15 @@ def prepare(
         TypeError: an unknown choice (a typo must not be silently ignored).
     """
     options = RecipeOptions(**choices)
-    if options.batch_size is None:
-        options.batch_size = choose_batch_size(options.time_budget_s)
     data = resolve_data(data)
     checkpoint = None
     if resume_from is not None:
         checkpoint = (
             resume_from if isinstance(resume_from, Mapping) else load_checkpoint(resume_from)
         )
+        _length_from(checkpoint, options)
+    if options.batch_size is None:
+        options.batch_size = choose_batch_size(options.time_budget_s)
     train_ds, val_ds = load_splits(
         data,
         val_fraction=options.val_fraction,
@@ -279,6 +280,17 @@ def prepare(
         dict(checkpoint) if checkpoint is not None else None,
         init_note,
     )
+
+
+def _length_from(checkpoint: Mapping[str, Any], options: RecipeOptions) -> None:
+    """A resumed run given neither epochs nor a budget continues with its checkpoint's: the same
+    lr schedule, and the same default batch size (`choose_batch_size`)."""
+    if options.num_epochs is None and options.time_budget_s is None:
+        saved = checkpoint.get("config") or {}
+        options.time_budget_s, options.num_epochs = (
+            saved.get("time_budget_s"),
+            saved.get("num_epochs"),
+        )
 
 
 def _model_from_run(options: RecipeOptions, num_classes: int) -> tuple[nn.Module, str]:

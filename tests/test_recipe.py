@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -197,6 +198,26 @@ def test_resume_from_restores_the_model(scenes, tmp_path):
     assert resumed.resume_from is not None and resumed.resume_from["epoch"] == 1
     for key, value in run.model.state_dict().items():
         torch.testing.assert_close(value, resumed.model.state_dict()[key])
+
+
+@pytest.mark.parametrize(
+    ("length", "batch_size"), [({"num_epochs": 3}, 8), ({"time_budget_s": 600.0}, 16)]
+)
+def test_a_resumed_run_keeps_its_epochs_or_budget_and_so_its_batch_size(
+    scenes, tmp_path, length, batch_size
+):
+    run = prepare(scenes, input_size=32, preset="tiny", progress=False, run_dir=tmp_path, **length)
+    assert run.options.batch_size == batch_size
+    fit(run.model, run.train_loader, run.val_loader, run.config, callbacks=[lambda e, h: True])
+    resumed = prepare(scenes, input_size=32, resume_from=tmp_path / "last.pt", progress=False)
+    assert resumed.options.batch_size == batch_size  # the rule sees the same length
+    assert resumed.config.num_epochs == run.config.num_epochs
+    assert resumed.config.time_budget_s == run.config.time_budget_s
+    history = fit(resumed.model, resumed.train_loader, resumed.val_loader,
+                  replace(resumed.config, num_epochs=2), resume_from=resumed.resume_from)  # fmt: skip
+    assert history.epoch == [1, 2]
+    shorter = prepare(scenes, resume_from=tmp_path / "last.pt", num_epochs=5, progress=False)
+    assert shorter.config.num_epochs == 5 and shorter.config.time_budget_s is None  # given
 
 
 def test_a_broken_folder_raises_data_error_naming_the_file(tmp_path):

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import segtutor.runtime
 from segtutor.checkpoint import load_checkpoint, model_from_checkpoint
 from segtutor.data import make_loader
+from segtutor.errors import CheckpointError
 from segtutor.inference import predict_logits
 from segtutor.runtime import seed_everything
 from segtutor.train import (
@@ -132,6 +133,17 @@ def test_resume_continues_the_run_exactly(tmp_path):
     resumed = fit(new_model(seed=123), *loaders(), config, resume_from=path)
     assert resumed.epoch == [1, 2, 3, 4]
     assert same_numbers(resumed, straight)
+
+
+def test_resuming_with_another_batch_size_is_refused_not_rescheduled(tmp_path):
+    path = tmp_path / "last.pt"
+    fit(new_model(), *loaders(), replace(CONFIG, num_epochs=2, last_checkpoint_path=str(path)))
+    _, val = loaders()
+    train = make_loader(colour_dataset(12), batch_size=1, shuffle=True, seed=0)  # 12, not 3
+    with pytest.raises(CheckpointError, match=r"6 training steps in 2 epochs.*12 batches"):
+        fit(new_model(), train, val, replace(CONFIG, num_epochs=4), resume_from=path)
+    resumed = fit(new_model(), *loaders(), replace(CONFIG, num_epochs=4), resume_from=path)
+    assert resumed.epoch == [1, 2, 3, 4]
 
 
 def test_last_checkpoint_resumes_from_the_latest_epoch_and_keeps_the_best(tmp_path):

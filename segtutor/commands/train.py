@@ -87,8 +87,9 @@ def _run_arguments(group, default: RecipeOptions) -> None:
         metavar="CKPT",
         help="continue training from a checkpoint written by this command: "
         "RUN/last.pt loses at most one epoch (RUN/best.pt redoes the epochs "
-        "after the best one); pass the same --epochs or --time-budget (and "
-        "--freeze-encoder, --encoder-lr-factor); the model comes from the checkpoint",
+        "after the best one); its --epochs or --time-budget carry over unless given; pass "
+        "the same --batch-size, --freeze-encoder and --encoder-lr-factor; the model comes "
+        "from the checkpoint",
     )
 
 
