@@ -239,7 +239,6 @@ def _check_steps_per_epoch(step: int, epochs: int, batches: int) -> None:
     if epochs and not (epochs - 1) * batches <= step <= epochs * batches:
         raise CheckpointError(
             f"cannot resume: the checkpoint's run made {step} training steps in {epochs} "
-            f"epochs, which does not fit {batches} batches per epoch; resume with the first "
-            "run's data, batch size and --max-train-images (the same --epochs or --time-budget "
-            "give the same default batch size)"
+            f"epoch(s), which does not fit {batches} batches per epoch: resume with the first "
+            "run's data and batch size (--batch-size)"
         )

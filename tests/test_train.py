@@ -140,7 +140,7 @@ def test_resuming_with_another_batch_size_is_refused_not_rescheduled(tmp_path):
     fit(new_model(), *loaders(), replace(CONFIG, num_epochs=2, last_checkpoint_path=str(path)))
     _, val = loaders()
     train = make_loader(colour_dataset(12), batch_size=1, shuffle=True, seed=0)  # 12, not 3
-    with pytest.raises(CheckpointError, match=r"6 training steps in 2 epochs.*12 batches"):
+    with pytest.raises(CheckpointError, match=r"6 training steps in 2 epoch.*12 batches"):
         fit(new_model(), train, val, replace(CONFIG, num_epochs=4), resume_from=path)
     resumed = fit(new_model(), *loaders(), replace(CONFIG, num_epochs=4), resume_from=path)
     assert resumed.epoch == [1, 2, 3, 4]
