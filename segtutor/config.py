@@ -70,7 +70,8 @@ class TrainConfig:
     num_classes: int | None = None
     # Stop after this many epochs without a better val mIoU; None never stops early.
     early_stopping_patience: int | None = None
-    # Wall-clock seconds for the whole fit (validation included); checked after every batch.
+    # Wall-clock seconds for the whole fit (validation and the speed timing included); checked
+    # after every batch.
     # The lr schedule is stretched to end with the budget. None: no budget.
     time_budget_s: float | None = None
     # Under a time budget, the most of it validation may take: an epoch is validated only while

@@ -59,6 +59,7 @@ class FitState:
         scaler: torch.amp.GradScaler,
         train_loader: DataLoader,
         resume_from: str | os.PathLike | Mapping | None,
+        started: float | None = None,
     ):
         self.config, self.callbacks, self.model = config, list(callbacks), model
         self.optimizer, self.scaler, self.train_loader = optimizer, scaler, train_loader
@@ -76,7 +77,8 @@ class FitState:
         self.meta = run_metadata(model, train_loader, config)
         self.epoch, self.stop_reason = 0, "num_epochs"
         self.total_steps = config.num_epochs * len(train_loader)
-        self.start = time.monotonic() - elapsed_s
+        # the clock: from `started` (`time.monotonic()`, default now), plus a resumed run's time
+        self.start = (time.monotonic() if started is None else started) - elapsed_s
         # the slowest validation pass so far (reserved at the end), and all of them (resumed too)
         val_times = [t for t in self.history.val_time_s if t > 0]
         self.val_seconds, self.val_spent = max(val_times, default=0.0), sum(val_times)

@@ -293,6 +293,7 @@ def fit(
     Under torchrun every process calls `fit` alike (`make_loader(..., shuffle=True)` shares the
     training images); one callback asking to stop stops all.
     """
+    started = time.monotonic()  # a time budget counts from here: timing the speed is in it
     config = config or TrainConfig()
     device = choose_device(config.device)
     num_classes = _check_inputs(model, train_loader, config, device)
@@ -306,7 +307,7 @@ def fit(
     optimizer = build_optimizer(model, config)
     # float16 needs its loss scaled (small gradients would round to 0); bfloat16 does not
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    run = FitState(config, callbacks, model, optimizer, scaler, train_loader, resume_from)
+    run = FitState(config, callbacks, model, optimizer, scaler, train_loader, resume_from, started)
     history = run.history
     net = _training_net(model, config, device, train_loader)  # DDP, compiled: what trains
     val_options = dict(device=device, amp_dtype=amp_dtype, ignore_index=config.ignore_index)

@@ -52,7 +52,8 @@ __all__ = [
 
 # How much faster (as a fraction) a candidate must be than the first one to replace it.
 MARGIN = 0.05
-# Seconds a cached answer is trusted; after that it is timed again (7-8 s once a day).
+# Seconds a cached answer is trusted; after that it is timed again (7-15 s once a day, inside
+# `fit`'s time budget).
 MAX_AGE_S = 24 * 3600
 
 

@@ -290,3 +290,23 @@ def test_fit_trains_with_the_timed_choice_and_restores_the_threads(monkeypatch) 
     assert len(timer.calls) == 1 and timer.calls[0][0] == (4, 3, 8, 8)
     assert history.speed == describe_settings(fast) == "float32, contiguous, 1 thread"
     assert torch.get_num_threads() == 2
+
+
+def test_the_speed_timing_counts_in_the_time_budget(monkeypatch, tmp_path) -> None:
+    import segtutor.train
+
+    real = segtutor.train.settings_for
+
+    def slow_timing(*args, **kwargs):
+        time.sleep(0.4)  # what timing the candidates costs, on the clock
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(segtutor.train, "settings_for", slow_timing)
+    path = tmp_path / "last.pt"
+    config = TrainConfig(
+        num_epochs=1, num_classes=2, progress=False, device="cpu", amp=False,
+        channels_last=False, time_budget_s=600, last_checkpoint_path=str(path),
+    )  # fmt: skip
+    fit(tiny_model(), *colour_loaders(), config)
+    elapsed = torch.load(path, weights_only=True)["scheduler_state"]["elapsed_s"]
+    assert elapsed >= 0.4  # the budget's clock ran while the speed was timed
