@@ -289,13 +289,15 @@ def run_fast_peer(
     lr: float,
     device: str = "auto",
     curve_every: float | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """One peer run: decode, train for `budget` seconds at `lr`, score; the numbers as a dict.
 
     The last point of `curve` is the final score, at the training seconds actually spent.
+    `seed` gives the initial weights and the shuffling (benchmarks/seeds.py varies it).
     """
     prepared = peer_data(data)
-    seed_everything(0)
+    seed_everything(seed)
     model = build_peer(pipeline, prepared.num_classes).to(choose_device(device))
     val_batch = 1 if len(prepared.val_set.mask_sizes()) > 1 else PEER_BATCH
 
@@ -304,7 +306,7 @@ def run_fast_peer(
         return cm.miou()
 
     stats = train_peer(
-        model, prepared, lr=lr, budget_s=budget, curve_every=curve_every, score=score
+        model, prepared, lr=lr, budget_s=budget, curve_every=curve_every, score=score, seed=seed
     )
     eval_start = time.monotonic()
     cm = evaluate_tutorial(model, prepared.val_set, prepared.num_classes, batch_size=val_batch)

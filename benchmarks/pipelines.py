@@ -82,9 +82,9 @@ def segtutor_command(data: str, extra: Sequence[str] = ()) -> str:
 def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     """One (pipeline, dataset, budget) run; returns its numbers."""
     pipeline, data, budget = spec["pipeline"], spec["data"], float(spec["budget_s"])
-    device = spec.get("device", "auto")
+    device, seed = spec.get("device", "auto"), int(spec.get("seed", 0))
     if pipeline == "segtutor":
-        return run_segtutor(data, budget, device, model=spec.get("model", "unet"))
+        return run_segtutor(data, budget, device, model=spec.get("model", "unet"), seed=seed)
     if pipeline == "tutorial":
         return run_tutorial(data, budget, device)
     if pipeline in PEERS:
@@ -95,22 +95,23 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
             lr=float(spec["lr"]),
             device=device,
             curve_every=spec.get("curve_every"),
+            seed=seed,
         )
     raise ValueError(f"unknown pipeline {pipeline!r}; choose from {PIPELINES}")
 
 
 def run_segtutor(
-    data: str, budget: float, device: str = "auto", model: str = "unet"
+    data: str, budget: float, device: str = "auto", model: str = "unet", seed: int = 0
 ) -> dict[str, Any]:
     """Pipeline 1: the train command's recipe and `fit`, for `budget` seconds, then `evaluate`.
 
     What the recipe chose is recorded: `describe()`, the input size and mode, any of
     `RUN_FACTS` the `Run` or its config has, and how `fit` validated and why it stopped.
     `model` is a name of `segtutor.architectures.MODELS` (`--model`; benchmarks/relatives.py
-    runs each), the recipe's other choices unchanged.
+    runs each), the recipe's other choices unchanged; `seed` its `--seed` (benchmarks/seeds.py).
     """
     recorder = FitRecorder()
-    choices = {} if model == "unet" else {"model": model}
+    choices = ({} if model == "unet" else {"model": model}) | ({"seed": seed} if seed else {})
     with tempfile.TemporaryDirectory() as out:  # the command writes its checkpoints too
         run = prepare(
             data, time_budget_s=budget, progress=False, run_dir=out, device=device, **choices
@@ -122,7 +123,9 @@ def run_segtutor(
     metrics = cm.to_dict(run.class_names)
     steps, images, train_s = recorder.training()
     extra = ["--time-budget", str(budget)] + ([] if device == "auto" else ["--device", device])
-    extra += [] if model == "unet" else ["--model", model]
+    extra += ([] if model == "unet" else ["--model", model]) + (
+        ["--seed", str(seed)] if seed else []
+    )
     size = run.config.input_size
     return {
         "command": segtutor_command(data, extra),

@@ -455,3 +455,19 @@ def test_schedule_shape_reproduces_one_cycle_and_reshapes_it():
     assert short(config, 0.1) == pytest.approx(1e-2)  # the peak, after a tenth of the run
     assert short(config, 0.55) == pytest.approx((1e-2 + 1e-2 / 25e4) / 2)  # halfway down
     assert short(config, 1.0) == pytest.approx(1e-2 / 25e4)
+
+
+def test_seeds_table_has_each_seed_the_mean_and_the_spread(tmp_path):
+    seeds = _import_benchmark("seeds")
+    runs = [
+        {"pipeline": "segtutor", "seed": 0, "miou": 0.40},
+        {"pipeline": "lraspp", "seed": 0, "miou": 0.35, "lr": 0.003},
+        {"pipeline": "segtutor", "seed": 1, "miou": 0.36},
+        {"pipeline": "lraspp", "seed": 1, "miou": None, "lr": 0.003},  # a failed run
+    ]
+    header, rule, mine, theirs = seeds.summary(runs)
+    assert header == "| pipeline | lr | seed 0 | seed 1 | mean | min-max |"
+    assert mine == "| segtutor | recipe | 0.400 | 0.360 | **0.380** | 0.360-0.400 |"
+    assert theirs == "| lraspp | 0.003 | 0.350 | failed | **0.350** | 0.350-0.350 |"
+    with pytest.raises(SystemExit, match="train/ \\+ val/"):
+        seeds.main([str(tmp_path), "60"])  # one folder: the seed would draw the split
