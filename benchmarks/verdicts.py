@@ -175,6 +175,11 @@ def targets_markdown(results: dict[str, Any]) -> list[str]:
         lines.append("- No real dataset was measured: the real-data targets are not checked.")
     lines += [
         "",
+        "Each verdict rests on one run per pipeline and budget (seed 0), and the rows may come "
+        "from different sittings: `benchmarks/seeds.py` runs several seeds in one sitting, "
+        "which is the fairer test where the margins are near a seed's spread "
+        '(docs/benchmarks.md, "Several seeds").',
+        "",
         "Not checked by this script, because both need the default from before issue 12 "
         "(commit 3ce82f9) run beside today's in one sitting: the bundled scenes' 0.90 in at "
         "most 0.6x the old default's time, and no dataset worse than the old default at 300 s. "
