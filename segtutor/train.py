@@ -293,8 +293,7 @@ def fit(
     Under torchrun every process calls `fit` alike (`make_loader(..., shuffle=True)` shares the
     training images); one callback asking to stop stops all.
     """
-    started = time.monotonic()  # a time budget counts from here: timing the speed is in it
-    config = config or TrainConfig()
+    started, config = time.monotonic(), config or TrainConfig()  # a budget counts from here
     device = choose_device(config.device)
     num_classes = _check_inputs(model, train_loader, config, device)
     # The same seed in every process: the same initial weights (DDP would copy rank 0's anyway)

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from segtutor.distributed import broadcast_from_main
 from segtutor.jsonio import write_json
 from segtutor.runtime import autocast_dtype, cpu_has_native_bf16
 
@@ -222,12 +223,22 @@ def settings_for(
     `fastest_settings` for batches of `batch_size` crops of `config.input_size`; without an
     input size (hand-made loaders) nothing is timed: mixed precision where the device computes
     it natively (`segtutor.runtime.autocast_dtype`), channels-last, the current thread count.
+    Under torchrun every process times, and all take rank 0's answer: DDP needs the same memory
+    layout in every process, and two timings on a busy machine can disagree.
     """
     amp, layout = config.amp, config.channels_last
     if (amp is None or layout is None) and config.input_size and batch_size:
         shape = (batch_size, 3, config.input_size, config.input_size)
-        return fastest_settings(
-            model, loss_fn, shape, config.num_classes or 2, device, amp=amp, channels_last=layout
+        return broadcast_from_main(
+            fastest_settings(
+                model,
+                loss_fn,
+                shape,
+                config.num_classes or 2,
+                device,
+                amp=amp,
+                channels_last=layout,
+            )
         )
     dtype = autocast_dtype(device) if amp is not False else None
     return SpeedSettings(dtype, layout is not False, torch.get_num_threads())

@@ -310,3 +310,11 @@ def test_the_speed_timing_counts_in_the_time_budget(monkeypatch, tmp_path) -> No
     fit(tiny_model(), *colour_loaders(), config)
     elapsed = torch.load(path, weights_only=True)["scheduler_state"]["elapsed_s"]
     assert elapsed >= 0.4  # the budget's clock ran while the speed was timed
+
+
+def test_under_torchrun_every_process_takes_rank_0s_timed_answer(monkeypatch) -> None:
+    rank_0s = SpeedSettings(None, False, 1)
+    monkeypatch.setattr(tuning, "time_steps", FakeTimer())
+    monkeypatch.setattr(tuning, "broadcast_from_main", lambda value: rank_0s)  # as rank 1 sees it
+    config = TrainConfig(input_size=8, num_classes=2)
+    assert settings_for(config, tiny_model(), nn.CrossEntropyLoss(), 4, CPU) is rank_0s
