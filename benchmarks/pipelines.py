@@ -111,10 +111,16 @@ def run_segtutor(
     runs each), the recipe's other choices unchanged; `seed` its `--seed` (benchmarks/seeds.py).
     """
     recorder = FitRecorder()
-    choices = ({} if model == "unet" else {"model": model}) | ({"seed": seed} if seed else {})
+    choices = {} if model == "unet" else {"model": model}
     with tempfile.TemporaryDirectory() as out:  # the command writes its checkpoints too
         run = prepare(
-            data, time_budget_s=budget, progress=False, run_dir=out, device=device, **choices
+            data,
+            time_budget_s=budget,
+            progress=False,
+            run_dir=out,
+            device=device,
+            seed=seed,
+            **choices,
         )
         history = recorder.fit(run)
         cm = evaluate(

@@ -276,7 +276,7 @@ def decode_image(path: str | Path, *, shrink_to: tuple[int, int] | None = None) 
     come back smaller than stored, 1/2, 1/4 or 1/8 of each side (rounded up): the smallest that
     keeps at least twice that size. libjpeg scales while decoding, and the smoothing resize that
     follows then gives nearly what shrinking the full image gives: on ccp9's 550x830 photos at
-    scale 0.18, 1.3 ms a photo instead of 5.6, pixels 0.7 of 255 apart on average (3.2 when
+    scale 0.18, 1.3-1.6 ms a photo instead of 4.9-5.9, pixels 0.7 of 255 apart on average (3.2 when
     decoded at the target size itself; docs/benchmarks.md, "Decoding large photos small").
     Other formats come back as stored.
     """

@@ -287,10 +287,8 @@ def _length_from(checkpoint: Mapping[str, Any], options: RecipeOptions) -> None:
     lr schedule, and the same default batch size (`choose_batch_size`)."""
     if options.num_epochs is None and options.time_budget_s is None:
         saved = checkpoint.get("config") or {}
-        options.time_budget_s, options.num_epochs = (
-            saved.get("time_budget_s"),
-            saved.get("num_epochs"),
-        )
+        options.time_budget_s = saved.get("time_budget_s")
+        options.num_epochs = saved.get("num_epochs")
 
 
 def _model_from_run(options: RecipeOptions, num_classes: int) -> tuple[nn.Module, str]:

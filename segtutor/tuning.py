@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from segtutor.distributed import broadcast_from_main
+from segtutor.distributed import broadcast_from_main, is_main_process
 from segtutor.jsonio import write_json
 from segtutor.runtime import autocast_dtype, cpu_has_native_bf16
 
@@ -53,8 +53,8 @@ __all__ = [
 
 # How much faster (as a fraction) a candidate must be than the first one to replace it.
 MARGIN = 0.05
-# Seconds a cached answer is trusted; after that it is timed again (7-15 s once a day, inside
-# `fit`'s time budget).
+# Seconds a cached answer is trusted; after that it is timed again (7-11 s once a day, measured,
+# inside `fit`'s time budget).
 MAX_AGE_S = 24 * 3600
 
 
@@ -223,14 +223,15 @@ def settings_for(
     `fastest_settings` for batches of `batch_size` crops of `config.input_size`; without an
     input size (hand-made loaders) nothing is timed: mixed precision where the device computes
     it natively (`segtutor.runtime.autocast_dtype`), channels-last, the current thread count.
-    Under torchrun every process times, and all take rank 0's answer: DDP needs the same memory
-    layout in every process, and two timings on a busy machine can disagree.
+    Under torchrun rank 0 alone times (on a machine the other processes leave idle meanwhile)
+    and every process takes its answer: DDP needs the same memory layout in every process.
     """
     amp, layout = config.amp, config.channels_last
     if (amp is None or layout is None) and config.input_size and batch_size:
         shape = (batch_size, 3, config.input_size, config.input_size)
-        return broadcast_from_main(
-            fastest_settings(
+        timed = None
+        if is_main_process():
+            timed = fastest_settings(
                 model,
                 loss_fn,
                 shape,
@@ -239,7 +240,7 @@ def settings_for(
                 amp=amp,
                 channels_last=layout,
             )
-        )
+        return broadcast_from_main(timed)
     dtype = autocast_dtype(device) if amp is not False else None
     return SpeedSettings(dtype, layout is not False, torch.get_num_threads())
 
