@@ -81,6 +81,14 @@ class TrainConfig:
     # schedule the last epoch is almost always the best, and every second spared trains
     # (docs/benchmarks.md, "Batches of 16 under a budget").
     val_share: float | None = 0.05
+    # Progressive resizing (fast.ai's): the first `progressive_share` of training (by batches
+    # planned or by the time budget, whichever is further along, as the lr schedule) sees every
+    # batch shrunk by this factor (`segtutor.transforms.shrink_batch`), so those steps cost about
+    # scale**2 as much and a budget fits more of them; the rest trains at full size, the size
+    # validation and prediction see. 1.0: off. The recipe sets 2/3 under a time budget
+    # (docs/benchmarks.md, "Progressive resizing").
+    progressive_scale: float = 1.0
+    progressive_share: float = 0.5
     # Where the best checkpoint is written (atomically, whenever val mIoU improves); None: nowhere.
     checkpoint_path: str | None = None
     # Where the latest epoch is written (atomically, after every epoch), with the best weights so

@@ -77,6 +77,7 @@ class FitState:
         self.meta = run_metadata(model, train_loader, config)
         self.epoch, self.stop_reason = 0, "num_epochs"
         self.total_steps = config.num_epochs * len(train_loader)
+        self._progress_at = (-1, 0.0)  # (step, progress) last computed
         # the clock: from `started` (`time.monotonic()`, default now), plus a resumed run's time
         self.start = (time.monotonic() if started is None else started) - elapsed_s
         # the slowest validation pass so far (reserved at the end), and all of them (resumed too)
@@ -102,15 +103,28 @@ class FitState:
         budget = max(self.config.time_budget_s - self.val_seconds, 1e-9)
         return (time.monotonic() - self.start) / budget
 
-    def lr_at(self, step: int) -> float:
-        """The scheduled lr at batches done or time used, whichever is further along.
+    def progress(self, step: int) -> float:
+        """How far along the run is, 0 to 1: batches done or time used, whichever is further.
 
-        Under torchrun, the slowest process's clock: all must use the same lr.
+        Under torchrun, the slowest process's clock: all must use the same lr and batch size.
         """
-        time_used = 0.0
-        if self.config.time_budget_s is not None:
-            time_used = max_over_processes(self.time_used())[0]
-        return scheduled_lr(self.config, max(step / self.total_steps, time_used))
+        if self._progress_at[0] != step:  # read the clock once a step: lr and size agree
+            time_used = 0.0
+            if self.config.time_budget_s is not None:
+                time_used = max_over_processes(self.time_used())[0]
+            self._progress_at = (step, max(step / self.total_steps, time_used))
+        return self._progress_at[1]
+
+    def lr_at(self, step: int) -> float:
+        """The scheduled lr (`scheduled_lr`) at `progress(step)`."""
+        return scheduled_lr(self.config, self.progress(step))
+
+    def input_scale_at(self, step: int) -> float:
+        """The factor this step's batch is shrunk by: progressive resizing (TrainConfig)."""
+        if self.config.progressive_scale == 1.0:
+            return 1.0  # off: no clock to read
+        early = self.progress(step) < self.config.progressive_share
+        return self.config.progressive_scale if early else 1.0
 
     def after_batch(self, step: int, loss: float) -> bool:
         """Callbacks and the time budget after every step; True stops the run (every process)."""

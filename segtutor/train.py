@@ -54,6 +54,7 @@ from segtutor.inference import class_map, resize_logits
 from segtutor.losses import DeepSupervisionLoss, build_loss
 from segtutor.metrics import ConfusionMatrix
 from segtutor.runtime import choose_device, model_device, seed_everything
+from segtutor.transforms import shrink_batch
 from segtutor.tuning import SpeedSettings, describe_settings, settings_for
 
 __all__ = [
@@ -81,6 +82,7 @@ def train_one_epoch(
     *,
     device: torch.device | None = None,
     lr_schedule: Callable[[int], float] | None = None,
+    input_scale: Callable[[int], float] | None = None,
     amp_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     channels_last: bool = False,
@@ -101,6 +103,8 @@ def train_one_epoch(
         device: where the batches go; default the model's device.
         lr_schedule: `f(step) -> lr`, called before each batch; sets every group's lr (times
             the group's `"lr_factor"`, if it has one: the encoder's, see `build_optimizer`).
+        input_scale: `f(step) -> factor` the batch is shrunk by (`shrink_batch`; 1: as it is):
+            progressive resizing, see `TrainConfig.progressive_scale`.
         amp_dtype, scaler: autocast type of the forward pass and loss, and a `GradScaler` (float16).
         channels_last: feed the images in channels-last memory layout (same numbers).
         grad_clip: clip the gradient norm of `model.parameters()` to this value.
@@ -131,6 +135,8 @@ def train_one_epoch(
                 group["lr"] = lr * group.get("lr_factor", 1.0)
         images = images.to(device, non_blocking=True)  # (N, 3, H, W)
         masks = masks.to(device, non_blocking=True)  # (N, H, W)
+        if input_scale is not None:  # progressive resizing: smaller, cheaper batches early
+            images, masks = shrink_batch(images, masks, input_scale(step))
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
 
@@ -138,12 +144,8 @@ def train_one_epoch(
             outputs = model(images)  # logits (N, C, H, W); (logits, aux) with deep supervision
             loss = loss_fn(outputs, masks)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss became {loss.item()} at {where}batch {batch + 1}/"
-                f"{len(train_loader)} (step {step + 1}, lr {optimizer.param_groups[0]['lr']:.2e})."
-                " Lower the learning rate (e.g. replace(config, lr=config.lr / 10)), set "
-                "grad_clip=1.0, and check that the images hold no NaN values."
-            )
+            where += f"batch {batch + 1}/{len(train_loader)} (step {step + 1}"
+            raise FloatingPointError(_not_finite(loss, where, optimizer.param_groups[0]["lr"]))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if grad_clip is not None:
@@ -317,7 +319,7 @@ def fit(
     step_options = dict(
         device=device, amp_dtype=amp_dtype, scaler=scaler, channels_last=speed.channels_last,
         grad_clip=config.grad_clip, progress=progress, lr_schedule=run.lr_at,
-        on_batch_end=run.after_batch,
+        input_scale=run.input_scale_at, on_batch_end=run.after_batch,
     )  # fmt: skip
 
     for epoch in range(len(history) + 1, config.num_epochs + 1):
@@ -382,6 +384,14 @@ class _MainHeadLog(nn.Module):
         return loss_sum / max(num_images, 1)
 
 
+def _not_finite(loss: torch.Tensor, where: str, lr: float) -> str:
+    return (
+        f"the training loss became {loss.item()} at {where}, lr {lr:.2e}). Lower the learning "
+        "rate (e.g. replace(config, lr=config.lr / 10)), set grad_clip=1.0, and check that the "
+        "images hold no NaN values."
+    )
+
+
 def _seconds_per_image(
     model: nn.Module, loader: DataLoader, num_classes: int, options: dict[str, Any]
 ) -> float:
@@ -400,6 +410,11 @@ def _check_inputs(
         raise ValueError("set TrainConfig.num_classes: the model has no num_classes attribute")
     if len(train_loader) == 0:
         raise ValueError("train_loader is empty: no batches to train on")
+    if not (0 < config.progressive_scale <= 1 and 0 <= config.progressive_share <= 1):
+        raise ValueError(
+            f"progressive_scale must be in (0, 1] and progressive_share in [0, 1], got "
+            f"{config.progressive_scale} and {config.progressive_share}"
+        )
     if is_distributed() and config.sync_batchnorm and device.type != "cuda":
         raise ValueError(
             f"sync_batchnorm=True needs GPUs (PyTorch's SyncBatchNorm does not run on {device}); "

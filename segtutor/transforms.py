@@ -30,6 +30,7 @@ __all__ = [
     "denormalize",
     "eval_transforms",
     "scaled_size",
+    "shrink_batch",
     "train_transforms",
 ]
 
@@ -174,6 +175,36 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     Introduced in `04_training.ipynb`.
     """
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def shrink_batch(
+    images: torch.Tensor, masks: torch.Tensor, scale: float, multiple: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole training batch shrunk by `scale`: images smoothly, masks by nearest label.
+
+    Introduced in `04_training.ipynb` (progressive resizing, `TrainConfig.progressive_scale`).
+    Each side becomes `scale` times its length rounded to a multiple of `multiple` (16 fits the
+    U-Net's four halvings, so it needs no padding), at least `multiple`, at most as it was;
+    `scale` 1 returns the batch as it is. One call on the batch's tensors: nothing is decoded or cropped again.
+
+    Shape:
+        images (N, 3, H, W) float, masks (N, H, W) int64 -> (N, 3, h, w), (N, h, w)
+    """
+    if scale == 1.0:
+        return images, masks
+    height, width = images.shape[-2:]
+    size = [
+        min(side, max(multiple, round(side * scale / multiple) * multiple))
+        for side in (height, width)
+    ]
+    if size == [height, width]:
+        return images, masks
+    images = torch.nn.functional.interpolate(
+        images, size=size, mode="bilinear", antialias=True, align_corners=False
+    )
+    # nearest: a label is picked, never averaged into another class (255, "ignore", stays 255)
+    masks = torch.nn.functional.interpolate(masks[:, None].float(), size=size, mode="nearest")
+    return images, masks[:, 0].to(torch.int64)
 
 
 def denormalize(

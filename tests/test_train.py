@@ -493,6 +493,59 @@ def test_train_one_epoch_options_schedule_clip_and_stop():
     assert math.isfinite(loss)
 
 
+def test_progressive_resizing_shrinks_the_early_batches_only():
+    class SizeLog(nn.Conv2d):
+        """The 1x1 colour model, noting the size of every training batch."""
+
+        def forward(self, images):
+            if self.training:
+                sizes.append(tuple(images.shape[-2:]))
+            return super().forward(images)
+
+    sizes: list[tuple[int, int]] = []
+    seed_everything(0)
+    model = SizeLog(3, NUM_CLASSES, kernel_size=1)
+    train = make_loader(colour_dataset(12, size=32), batch_size=4, shuffle=True, seed=0)
+    config = replace(CONFIG, num_epochs=4, progressive_scale=0.5, progressive_share=0.5)
+    history = fit(model, train, loaders()[1], config)
+    assert sizes == [(16, 16)] * 6 + [(32, 32)] * 6  # 12 steps: the first half at half size
+    assert all(math.isfinite(loss) for loss in history.train_loss)
+    with pytest.raises(ValueError, match="progressive_scale must be in"):
+        fit(new_model(), *loaders(), replace(CONFIG, progressive_scale=1.5))
+
+
+def test_progressive_resizing_under_a_budget_follows_the_clock(monkeypatch):
+    clock = [0.0]  # a fake clock: every step takes 10 of the budget's 100 seconds
+    monkeypatch.setattr("segtutor.fit_state.time.monotonic", lambda: clock[0])
+    sizes: list[int] = []
+
+    class SizeLog(nn.Conv2d):
+        def forward(self, images):
+            if self.training:
+                sizes.append(images.shape[-1])
+            return super().forward(images)
+
+    seed_everything(0)
+    model = SizeLog(3, NUM_CLASSES, kernel_size=1)
+    train = make_loader(colour_dataset(12, size=32), batch_size=4, shuffle=True, seed=0)
+    config = replace(CONFIG, num_epochs=1000, time_budget_s=100.0, val_share=None, amp=False,
+                     progressive_scale=0.5, progressive_share=0.3)  # fmt: skip
+    history = fit(model, train, loaders()[1], config, callbacks=[_BatchClock(clock)])
+    assert history.stop_reason == "time_budget" and len(sizes) == 10
+    # the first 30% of 100 s, by the clock: 3 steps of 3000 planned, not 0.3 * 3000
+    assert sizes == [16] * 3 + [32] * 7
+
+
+class _BatchClock(Callback):
+    """Moves a fake clock 10 s forward after every batch."""
+
+    def __init__(self, clock: list[float]):
+        self.clock = clock
+
+    def on_batch_end(self, epoch, step, loss):
+        self.clock[0] += 10.0
+
+
 def test_train_one_epoch_nan_loss_names_the_batch():
     images, masks = colour_dataset(8).tensors
     images[5, 0, 5, 5] = math.nan

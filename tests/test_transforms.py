@@ -7,7 +7,7 @@ import torch
 from torchvision import tv_tensors
 
 from segtutor.settings import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
-from segtutor.transforms import denormalize, eval_transforms, train_transforms
+from segtutor.transforms import denormalize, eval_transforms, shrink_batch, train_transforms
 
 LEVEL = 60  # image grey value per label: label k is drawn with value k * LEVEL
 
@@ -162,3 +162,21 @@ def test_denormalize_undoes_normalisation():
     expected = image.as_subclass(torch.Tensor).float() / 255
     torch.testing.assert_close(denormalize(normalised), expected)
     torch.testing.assert_close(denormalize(normalised[None]), expected[None])  # (N, 3, H, W)
+
+
+def test_shrink_batch_keeps_labels_aligned_and_sizes_in_sixteens():
+    pairs = [labelled_pair(seed, size=(96, 112)) for seed in range(3)]
+    images = torch.stack([image for image, _ in pairs]).float() / 255
+    masks = torch.stack([mask for _, mask in pairs])
+    masks[:, :, :8] = IGNORE_INDEX
+    small_images, small_masks = shrink_batch(images, masks, 2 / 3)
+    assert small_images.shape == (3, 3, 64, 80)  # 96 * 2/3 = 64; 112 * 2/3 = 74.7 -> 80
+    assert small_masks.shape == (3, 64, 80) and small_masks.dtype == torch.int64
+    assert set(small_masks.unique().tolist()) <= set(masks.unique().tolist())  # picked, not mixed
+    assert (small_masks[:, :, :4] == IGNORE_INDEX).all()  # ignore stays ignore
+    for image, mask in zip(small_images, small_masks, strict=True):
+        assert misaligned_pixels(image, mask) == 0
+    same_images, same_masks = shrink_batch(images, masks, 1.0)
+    assert same_images is images and same_masks is masks  # 1: as it is, not rounded to 16s
+    tiny_images, _ = shrink_batch(images[:, :, :20, :20], masks[:, :20, :20], 0.5)
+    assert tiny_images.shape[-2:] == (16, 16)  # at least one multiple

@@ -133,6 +133,14 @@ def _model_arguments(group, default: RecipeOptions) -> None:
         "holds a whole object and small objects keep their pixels; see segtutor/sizing.py)",
     )
     group.add_argument(
+        "--progressive-scale",
+        type=scale_or_auto,
+        default="auto",
+        help="train the first half of the run on batches shrunk by this factor (0 < F <= 1; "
+        "1: off), cheaper steps while the model learns the coarse shapes (auto: 2/3 under "
+        '--time-budget, 1 otherwise; see docs/benchmarks.md, "Progressive resizing")',
+    )
+    group.add_argument(
         "--deep-supervision",
         action=argparse.BooleanOptionalAction,
         default=default.deep_supervision,
@@ -269,6 +277,7 @@ def _train(args: argparse.Namespace) -> int:
         input_size=args.size,
         input_mode=None if args.input_mode == "auto" else args.input_mode,
         working_scale=None if args.scale == "auto" else args.scale,
+        progressive_scale=None if args.progressive_scale == "auto" else args.progressive_scale,
         batch_size=args.batch_size,
         class_weights=None if args.class_weights == "none" else args.class_weights,
         loss=args.loss,
