@@ -190,7 +190,8 @@ class Run:
         return (
             f"data: {self.data} ({len(self.train_ds)} train / {len(self.val_ds)} val, "
             f"{self.num_classes} classes, images {sizes_text}; input mode '{self.input_mode}' "
-            f"at {self.options.input_size}px, working scale {self.config.working_scale:g})\n"
+            f"at {self.options.input_size}px, working scale {self.config.working_scale:g}"
+            f"{_progressive_text(self.config)})\n"
             f"model: {_model_text(self.model, self.options)}, "
             f"{count_parameters(self.model) / 1e6:.2f} M parameters, on {device}"
             + (f"; run folder: {run_dir}" if run_dir is not None else "")
@@ -283,6 +284,16 @@ def prepare(
         sizes,
         dict(checkpoint) if checkpoint is not None else None,
         init_note,
+    )
+
+
+def _progressive_text(config: TrainConfig) -> str:
+    """What `describe` says of progressive resizing: nothing when it is off."""
+    if config.progressive_scale == 1.0:
+        return ""
+    return (
+        f"; the first {config.progressive_share:.0%} of training at "
+        f"{config.progressive_scale:.2g}x that size"
     )
 
 

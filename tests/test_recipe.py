@@ -15,6 +15,7 @@ from segtutor.recipe import (
     choose_batch_size,
     choose_input_mode,
     choose_preset,
+    choose_progressive_scale,
     default_epochs,
     prepare,
 )
@@ -152,6 +153,19 @@ def test_the_batch_size_follows_the_time_budget(scenes):
     asked = prepare(scenes, preset="tiny", input_size=32, time_budget_s=30.0, batch_size=4)
     assert asked.train_loader.batch_size == 4  # as asked, budget or not
     assert RecipeOptions().batch_size is None  # chosen by prepare
+
+
+def test_progressive_resizing_under_a_time_budget_only(scenes):
+    assert (choose_progressive_scale(None), choose_progressive_scale(60.0)) == (1.0, 2 / 3)
+    epochs = prepare(scenes, preset="tiny", input_size=32)
+    assert epochs.config.progressive_scale == 1.0 and "training at" not in epochs.describe()
+    budget = prepare(scenes, preset="tiny", input_size=32, time_budget_s=30.0)
+    assert budget.config.progressive_scale == pytest.approx(2 / 3)
+    assert "the first 50% of training at 0.67x that size" in budget.describe()
+    off = prepare(scenes, preset="tiny", input_size=32, time_budget_s=30.0, progressive_scale=1)
+    assert off.config.progressive_scale == 1.0  # as asked, budget or not
+    asked = prepare(scenes, preset="tiny", input_size=32, progressive_scale=0.5)
+    assert asked.config.progressive_scale == 0.5
 
 
 def test_more_classes_than_names_is_a_data_error(scenes):
