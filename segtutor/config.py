@@ -83,8 +83,8 @@ class TrainConfig:
     val_share: float | None = 0.05
     # Progressive resizing (fast.ai's): the first `progressive_share` of training (by batches
     # planned or by the time budget, whichever is further along, as the lr schedule) sees every
-    # batch shrunk by this factor (`segtutor.transforms.shrink_batch`), so those steps cost about
-    # scale**2 as much and a budget fits more of them; the rest trains at full size, the size
+    # batch shrunk by this factor (`segtutor.transforms.shrink_batch`), so those steps cost less
+    # (at 2/3, 0.58-0.69 of a full step on ccp9) and a budget fits more of them; the rest trains at full size, the size
     # validation and prediction see. 1.0: off. The recipe sets 2/3 under a time budget
     # (docs/benchmarks.md, "Progressive resizing").
     progressive_scale: float = 1.0
