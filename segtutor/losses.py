@@ -32,6 +32,7 @@ __all__ = [
     "CEDiceLoss",
     "DeepSupervisionLoss",
     "DiceLoss",
+    "PriorAdjustedLoss",
     "build_loss",
     "class_weights",
     "shrink_masks",
@@ -143,6 +144,41 @@ class CEDiceLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return self.ce_weight * self.ce(logits, masks) + self.dice_weight * self.dice(logits, masks)
+
+
+class PriorAdjustedLoss(nn.Module):
+    """`loss(logits + tau * log(class_weights), masks)`: class weights that leave no bias behind.
+
+    Introduced in `03_losses.ipynb`. Weighted cross-entropy does what it is for (a rare class
+    gets gradient enough to be learned), but the model it trains predicts as if each class were
+    `w_c` times as frequent as it is: its best logits are `log p(c | x) + log w_c`, so it
+    over-predicts the rare classes and eats into the background. Training on the logits plus
+    the fixed offset `log w_c` (the "logit-adjusted loss" of Menon et al. 2021) lets the offset
+    carry that bias during training; the model's own logits, which validation and prediction
+    use, are left with `log p(c | x)`. The gradients are those of the weighted loss itself.
+    On ccp9 this lifted the background's IoU from 0.84-0.92 to 0.90-0.95 and the mIoU by
+    0.03 (docs/benchmarks.md, "Class weights without their bias").
+
+    Args:
+        loss: the weighted loss, e.g. `build_loss("ce+dice", class_weights=w)`.
+        class_weights: the same `(C,)` weights. A class of weight 0 (no pixels) gets no offset.
+        tau: the share of `log w` added; 1 removes the weights' bias exactly, 0 adds nothing.
+
+    Shape:
+        logits: (N, C, H, W) float, masks: (N, H, W) int64 -> scalar
+    """
+
+    def __init__(
+        self, loss: nn.Module, class_weights: torch.Tensor | Sequence[float], tau: float = 1.0
+    ):
+        super().__init__()
+        self.loss = loss
+        weight = _as_weight_tensor(class_weights)
+        offset = tau * torch.where(weight > 0, weight, torch.ones_like(weight)).log()
+        self.register_buffer("offset", offset.view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.loss(logits + self.offset.to(logits.dtype), masks)
 
 
 class DeepSupervisionLoss(nn.Module):

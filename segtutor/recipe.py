@@ -86,6 +86,11 @@ class RecipeOptions:
     # Cross-entropy class weights from the training masks' pixel counts: a method of
     # `segtutor.losses.class_weights` ("sqrt-median", "median", "inverse"), or None for none.
     class_weights: str | None = RECOMMENDED_WEIGHTING
+    # With class weights: how much of their bias the loss takes off the trained model's logits
+    # (TrainConfig.prior_adjustment; 0: none). 1, all of it, scored higher on every ccp9 and
+    # nuclei run and the same on the bundled scenes (docs/benchmarks.md, "Class weights
+    # without their bias").
+    prior_adjustment: float = 1.0
     # "ce", "dice" or "ce+dice" (see TrainConfig.loss).
     loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"
     # The architecture, a key of `segtutor.architectures.MODELS` (08_relatives.ipynb): "unet" is
@@ -385,6 +390,7 @@ def _config(train_ds: SegmentationDataset, mode: str, options: RecipeOptions) ->
         num_classes=train_ds.num_classes,
         loss=options.loss,
         class_weights=weights,
+        prior_adjustment=options.prior_adjustment if weights else 0.0,
         time_budget_s=options.time_budget_s,
         checkpoint_path=str(run_dir / "best.pt") if run_dir else None,
         last_checkpoint_path=str(run_dir / "last.pt") if run_dir else None,

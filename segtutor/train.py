@@ -51,7 +51,7 @@ from segtutor.distributed import (
 )
 from segtutor.fit_state import FitState
 from segtutor.inference import class_map, resize_logits
-from segtutor.losses import DeepSupervisionLoss, build_loss
+from segtutor.losses import DeepSupervisionLoss, PriorAdjustedLoss, build_loss
 from segtutor.metrics import ConfusionMatrix
 from segtutor.runtime import choose_device, model_device, seed_everything
 from segtutor.transforms import shrink_batch
@@ -415,6 +415,8 @@ def _check_inputs(
             f"progressive_scale must be in (0, 1] and progressive_share in [0, 1], got "
             f"{config.progressive_scale} and {config.progressive_share}"
         )
+    if not 0 <= config.prior_adjustment < math.inf:
+        raise ValueError(f"prior_adjustment must be 0 or more, got {config.prior_adjustment}")
     if is_distributed() and config.sync_batchnorm and device.type != "cuda":
         raise ValueError(
             f"sync_batchnorm=True needs GPUs (PyTorch's SyncBatchNorm does not run on {device}); "
@@ -470,7 +472,8 @@ def _training_net(
 def _training_loss(
     model: nn.Module, loss_fn: nn.Module | None, config: TrainConfig, num_classes: int
 ) -> nn.Module:
-    """`loss_fn`, or the one `config.loss` names; summed over the heads of a deep-supervised model."""
+    """`loss_fn`, or the one `config.loss` names (prior-adjusted if the config says so); summed
+    over the heads of a deep-supervised model."""
     if loss_fn is None:
         loss_fn = build_loss(
             config.loss,
@@ -478,6 +481,8 @@ def _training_loss(
             class_weights=config.class_weights,
             ignore_index=config.ignore_index,
         )
+        if config.prior_adjustment and config.class_weights and config.loss != "dice":
+            loss_fn = PriorAdjustedLoss(loss_fn, config.class_weights, config.prior_adjustment)
     if getattr(model, "deep_supervision", False) and not isinstance(loss_fn, DeepSupervisionLoss):
         loss_fn = DeepSupervisionLoss(loss_fn)  # the model returns (logits, aux) when training
     return loss_fn

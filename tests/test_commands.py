@@ -229,6 +229,8 @@ def test_same_seed_same_numbers(scenes, tmp_path):
         (["--lr", "-0.1"], "--lr: -0.1 is not a number above 0"),
         (["--time-budget", "0"], "--time-budget: 0 is not a number above 0"),
         (["--workers", "-2"], "--workers: -2 is not a whole number of 0 or more"),
+        (["--prior-adjustment", "-1"], "--prior-adjustment: -1 is not a number of 0 or more"),
+        (["--prior-adjustment", "inf"], "--prior-adjustment: inf is not a number of 0 or more"),
     ],
 )
 def test_impossible_numbers_are_a_usage_message(argv, expected, capsys, tmp_path):

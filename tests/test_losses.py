@@ -12,6 +12,7 @@ from segtutor.losses import (
     CEDiceLoss,
     DeepSupervisionLoss,
     DiceLoss,
+    PriorAdjustedLoss,
     build_loss,
     class_weights,
     shrink_masks,
@@ -210,3 +211,38 @@ def test_coarse_outputs_are_scored_against_masks_shrunk_to_their_size():
     loss = DeepSupervisionLoss(base)((logits, [coarse]), masks)
     torch.testing.assert_close(loss, base(logits, masks) + 0.5 * base(coarse, shrunk))
     assert shrink_masks(masks, (8, 8)) is masks
+
+
+def test_prior_adjusted_loss_is_the_loss_of_the_shifted_logits():
+    weights = [0.5, 2.0, 0.0]  # a class with no pixels (weight 0) gets no offset
+    loss_fn = build_loss("ce+dice", 3, class_weights=weights)
+    adjusted = PriorAdjustedLoss(loss_fn, weights)
+    logits, masks = torch.randn(2, 3, 4, 4), torch.randint(0, 2, (2, 4, 4))
+    shift = torch.tensor([math.log(0.5), math.log(2.0), 0.0]).view(1, 3, 1, 1)
+    torch.testing.assert_close(adjusted(logits, masks), loss_fn(logits + shift, masks))
+    torch.testing.assert_close(PriorAdjustedLoss(loss_fn, weights, tau=0)(logits, masks),
+                               loss_fn(logits, masks))  # fmt: skip
+    assert "offset" not in adjusted.state_dict()  # derived from the weights, not saved
+    assert adjusted.to(torch.float64)(logits.double(), masks).dtype == torch.float64
+
+
+def test_prior_adjustment_takes_the_class_weights_bias_off_the_logits():
+    # A model that is one logit per class, the same for every pixel, learns the class shares
+    # of the masks: 80% class 0, 20% class 1. Weighted cross-entropy (weights 1 and 4) biases
+    # it to 50/50; trained with the offset log(w), its own logits give the true 80/20 again.
+    masks = torch.zeros(1, 10, 10, dtype=torch.long)
+    masks[0, :2] = 1
+    weights = [1.0, 4.0]
+
+    def learned_share(loss_fn: nn.Module) -> float:
+        bias = torch.zeros(1, 2, 1, 1, requires_grad=True)
+        optimizer = torch.optim.Adam([bias], lr=0.05)
+        for _ in range(800):
+            optimizer.zero_grad()
+            loss_fn(bias.expand(1, 2, 10, 10), masks).backward()
+            optimizer.step()
+        return bias.detach().softmax(1)[0, 1, 0, 0].item()
+
+    weighted = build_loss("ce", 2, class_weights=weights)
+    assert learned_share(weighted) == pytest.approx(0.5, abs=0.01)
+    assert learned_share(PriorAdjustedLoss(weighted, weights)) == pytest.approx(0.2, abs=0.01)

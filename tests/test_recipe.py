@@ -155,6 +155,15 @@ def test_the_batch_size_follows_the_time_budget(scenes):
     assert RecipeOptions().batch_size is None  # chosen by prepare
 
 
+def test_prior_adjustment_comes_with_the_class_weights(scenes):
+    run = prepare(scenes, preset="tiny", input_size=32)
+    assert run.config.class_weights is not None and run.config.prior_adjustment == 1.0
+    unweighted = prepare(scenes, preset="tiny", input_size=32, class_weights=None)
+    assert unweighted.config.prior_adjustment == 0.0  # nothing to adjust for
+    asked = prepare(scenes, preset="tiny", input_size=32, prior_adjustment=0.5)
+    assert asked.config.prior_adjustment == 0.5
+
+
 def test_progressive_resizing_under_a_time_budget_only(scenes):
     assert (choose_progressive_scale(None), choose_progressive_scale(60.0)) == (1.0, 2 / 3)
     epochs = prepare(scenes, preset="tiny", input_size=32)

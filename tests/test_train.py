@@ -408,6 +408,24 @@ def test_deep_supervision_adds_the_heads_losses_to_the_training_loss():
         torch.testing.assert_close(after.detach(), before, rtol=1e-4, atol=0)
 
 
+def test_fit_trains_on_prior_adjusted_logits_when_the_config_says_so():
+    from segtutor.losses import PriorAdjustedLoss, build_loss
+
+    weights = [0.5, 1.0, 3.0]
+    config = replace(CONFIG, loss="ce", class_weights=weights, prior_adjustment=1.0)
+    adjusted = fit(new_model(), *loaders(), config)
+    explicit = PriorAdjustedLoss(build_loss("ce", NUM_CLASSES, class_weights=weights), weights)
+    assert same_numbers(adjusted, fit(new_model(), *loaders(), config, loss_fn=explicit))
+    plain = fit(new_model(), *loaders(), replace(config, prior_adjustment=0.0))
+    assert plain.train_loss != adjusted.train_loss
+    with pytest.raises(ValueError, match="prior_adjustment must be 0 or more"):
+        fit(new_model(), *loaders(), replace(config, prior_adjustment=-1.0))
+    # Dice alone weights its mean over classes, not a likelihood: nothing to adjust
+    dice = replace(config, loss="dice")
+    assert same_numbers(fit(new_model(), *loaders(), dice),
+                        fit(new_model(), *loaders(), replace(dice, prior_adjustment=0.0)))  # fmt: skip
+
+
 def test_fit_logs_the_main_heads_training_loss_on_the_val_loss_scale():
     from segtutor.losses import build_loss, shrink_masks
     from segtutor.model import UNet

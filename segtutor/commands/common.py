@@ -15,6 +15,7 @@ __all__ = [
     "add_data_arguments",
     "count",
     "fraction",
+    "non_negative_float",
     "positive_float",
     "positive_int",
     "scale_or_auto",
@@ -90,6 +91,14 @@ def positive_float(text: str) -> float:
     value = _number(text, float)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a number above 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A number of 0 or more (`--prior-adjustment`). Introduced in `04_training.ipynb`."""
+    value = _number(text, float)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of 0 or more")
     return value
 
 

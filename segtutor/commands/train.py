@@ -27,6 +27,7 @@ from segtutor.commands.common import (
     add_data_arguments,
     count,
     fraction,
+    non_negative_float,
     positive_float,
     positive_int,
     scale_or_auto,
@@ -207,6 +208,14 @@ def _optimisation_arguments(group, default: RecipeOptions) -> None:
         "'median' weights over-predict rare classes)",
     )
     group.add_argument(
+        "--prior-adjustment",
+        type=non_negative_float,
+        default=default.prior_adjustment,
+        metavar="TAU",
+        help="train on the logits plus TAU * log(class weight), so the trained model keeps no "
+        "bias toward the up-weighted classes (default: 1, the whole bias; 0: off)",
+    )
+    group.add_argument(
         "--val-fraction",
         type=fraction,
         default=default.val_fraction,
@@ -280,6 +289,7 @@ def _train(args: argparse.Namespace) -> int:
         progressive_scale=None if args.progressive_scale == "auto" else args.progressive_scale,
         batch_size=args.batch_size,
         class_weights=None if args.class_weights == "none" else args.class_weights,
+        prior_adjustment=args.prior_adjustment,
         loss=args.loss,
         model=args.model,
         preset=args.preset,
