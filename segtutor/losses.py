@@ -156,8 +156,8 @@ class PriorAdjustedLoss(nn.Module):
     the fixed offset `log w_c` (the "logit-adjusted loss" of Menon et al. 2021) lets the offset
     carry that bias during training; the model's own logits, which validation and prediction
     use, are left with `log p(c | x)`. The gradients are those of the weighted loss itself.
-    On ccp9 this lifted the background's IoU from 0.84-0.92 to 0.90-0.95 and the mIoU by
-    0.03 (docs/benchmarks.md, "Class weights without their bias").
+    On ccp9 it lifted the mIoU by about 0.03, mostly by the background's IoU; on the bundled
+    scenes it cost 0.009 (docs/benchmarks.md, "Class weights without their bias").
 
     Args:
         loss: the weighted loss, e.g. `build_loss("ce+dice", class_weights=w)`.
