@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from segtutor.losses import PriorAdjustedLoss
 from segtutor.recipe import prepare
 from segtutor.train import evaluate, fit
 
@@ -44,10 +45,9 @@ def main(argv: list[str]) -> None:
             "class_weights": [round(w, 3) for w in run.config.class_weights]}  # fmt: skip
     bias = run.model.outc.conv.bias
     trained = bias.detach().clone()
-    log_w = torch.tensor(run.config.class_weights).clamp_min(1e-12).log()
-    for tau in taus:
+    for tau in taus:  # the offsets PriorAdjustedLoss adds in training, taken off here
         with torch.no_grad():
-            bias.copy_(trained - tau * log_w)
+            bias.copy_(trained - PriorAdjustedLoss.offsets(run.config.class_weights, tau))
         cm = evaluate(run.model, run.val_loader, run.num_classes)
         line[f"tau {tau:g}"] = {"miou": round(cm.miou(), 4),
                                 "iou": [round(v, 3) for v in cm.iou().tolist()]}  # fmt: skip

@@ -173,9 +173,14 @@ class PriorAdjustedLoss(nn.Module):
     ):
         super().__init__()
         self.loss = loss
-        weight = _as_weight_tensor(class_weights)
-        offset = tau * torch.where(weight > 0, weight, torch.ones_like(weight)).log()
+        offset = self.offsets(class_weights, tau)
         self.register_buffer("offset", offset.view(1, -1, 1, 1), persistent=False)
+
+    @staticmethod
+    def offsets(class_weights: torch.Tensor | Sequence[float], tau: float = 1.0) -> torch.Tensor:
+        """`(C,)` `tau * log(w_c)`, 0 for a class of weight 0: what is added to each logit."""
+        weight = _as_weight_tensor(class_weights)
+        return tau * torch.where(weight > 0, weight, torch.ones_like(weight)).log()
 
     def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return self.loss(logits + self.offset.to(logits.dtype), masks)
