@@ -226,6 +226,7 @@ def build_model(
     preset: str = "course",
     deep_supervision: bool = False,
     pretrained: str | None = None,
+    decoder_convs: int = 2,
 ) -> nn.Module:
     """The model `name` (a key of `MODELS`), untrained unless `pretrained="imagenet"`.
 
@@ -241,6 +242,8 @@ def build_model(
         pretrained: None (random weights, nothing downloaded) or "imagenet": the backbone
             starts from torchvision's ImageNet weights (`segtutor.pretrained`); the decoder or
             head is always new.
+        decoder_convs: 3x3 convolutions per decoder level of `unet` (2, the paper's, or 1);
+            the other models have their own decoders.
 
     Every BatchNorm keeps its running statistics with PyTorch's default momentum, 0.1 (the
     statistics eval mode uses), also where torchvision chose 0.01.
@@ -264,9 +267,13 @@ def build_model(
                 "the course's U-Net has no pretrained weights; choose unet-resnet18 or "
                 "unet-mobilenetv3 for an ImageNet encoder"
             )
-        return build_unet(preset, num_classes, deep_supervision=deep_supervision)
+        return build_unet(
+            preset, num_classes, deep_supervision=deep_supervision, decoder_convs=decoder_convs
+        )
     if preset != "course":
         raise ValueError(f"presets ({', '.join(PRESETS)}) size the unet only; {name} has one size")
+    if decoder_convs != 2:
+        raise ValueError(f"decoder_convs shapes the unet's decoder only; {name} has its own")
     weights = IMAGENET_WEIGHTS[BACKBONES[name]] if pretrained else None
     with loading_weights(weights) if weights is not None else nullcontext():
         if name.startswith("unet-"):
@@ -350,7 +357,7 @@ def model_config(model: nn.Module) -> dict[str, Any] | None:
     plus `"name": "unet"`; the others their `name`, `num_classes` and `deep_supervision`.
     """
     if isinstance(model, UNet):
-        keys = ("in_channels", "num_classes", "base_width", "depth", "bilinear")
+        keys = ("in_channels", "num_classes", "base_width", "depth", "bilinear", "decoder_convs")
         config = {"name": "unet", **{key: int(getattr(model, key)) for key in keys}}
         config["bilinear"] = bool(model.bilinear)
         return {**config, "deep_supervision": bool(model.deep_supervision)}

@@ -79,7 +79,7 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    """Upsample x 2 => pad to the skip's size => concat [skip, x] => DoubleConv.
+    """Upsample x 2 => pad to the skip's size => concat [skip, x] => DoubleConv (or one conv).
 
     Introduced in `02_unet.ipynb`.
 
@@ -89,21 +89,33 @@ class Up(nn.Module):
         bilinear: upsample with bilinear interpolation (no weights) instead of a learned
             transposed convolution. A bilinear `Up` expects `x` with `in_channels // 2` channels,
             a transposed one expects `in_channels` and halves them while upsampling.
+        convs: 3x3 convolutions after the concatenation: 2 (the paper's `DoubleConv`) or 1
+            (conv => BatchNorm => ReLU, the first half of it: a lighter decoder).
 
     Shape:
         x: (N, C_x, h, w), skip: (N, in_channels // 2, H, W) with H >= 2h, W >= 2w
         -> (N, out_channels, H, W)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, bilinear: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, bilinear: bool = False, convs: int = 2):
         super().__init__()
+        if convs not in (1, 2):
+            raise ValueError(f"an Up block has 1 or 2 convolutions, got {convs}")
         self.out_channels = out_channels
         if bilinear:
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
-            self.conv = DoubleConv(in_channels, out_channels, mid_channels=in_channels // 2)
+            mid_channels = in_channels // 2
         else:
             self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
-            self.conv = DoubleConv(in_channels, out_channels)
+            mid_channels = None
+        if convs == 2:
+            self.conv = DoubleConv(in_channels, out_channels, mid_channels)
+        else:  # DoubleConv's first half, straight to out_channels
+            self.conv = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(inplace=True),
+            )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
@@ -151,6 +163,8 @@ class UNet(nn.Module):
             its own resolution (1/8, 1/4, 1/2 of the input at depth 4), for
             `segtutor.losses.DeepSupervisionLoss` (`fit` wraps its loss in one by itself); in
             eval mode it returns the logits alone, so evaluation and prediction do not change.
+        decoder_convs: 3x3 convolutions in each `Up` block: 2 as in the paper, or 1 for a
+            decoder with half the convolutions (see `Up`).
 
     Any input size works: when H or W is not a multiple of `size_multiple` (= `2 ** depth`),
     the images are zero-padded at the bottom and right up to the next multiple and the logits
@@ -174,6 +188,7 @@ class UNet(nn.Module):
         depth: int = 4,
         bilinear: bool = False,
         deep_supervision: bool = False,
+        decoder_convs: int = 2,
     ):
         super().__init__()
         if depth < 1:
@@ -184,6 +199,7 @@ class UNet(nn.Module):
         self.depth = depth
         self.bilinear = bilinear
         self.deep_supervision = deep_supervision
+        self.decoder_convs = decoder_convs
         self.size_multiple = 2**depth
         self.name = "unet"  # the name `segtutor.architectures.build_model` knows it by
         self._warned_padding = False
@@ -199,7 +215,7 @@ class UNet(nn.Module):
             for i in range(depth)
         )
         self.ups = nn.ModuleList(
-            Up(widths[i], widths[i - 1] // (factor if i > 1 else 1), bilinear)
+            Up(widths[i], widths[i - 1] // (factor if i > 1 else 1), bilinear, decoder_convs)
             for i in range(depth, 0, -1)
         )
         self.outc = OutConv(widths[0], num_classes)
@@ -287,6 +303,7 @@ def build_unet(
     in_channels: int = 3,
     *,
     deep_supervision: bool = False,
+    decoder_convs: int = 2,
 ) -> UNet:
     """A `UNet` of a named size from `PRESETS` ("full", "course", "wide" or "tiny").
 
@@ -301,6 +318,7 @@ def build_unet(
         in_channels=in_channels,
         num_classes=num_classes,
         deep_supervision=deep_supervision,
+        decoder_convs=decoder_convs,
         **PRESETS[preset],
     )
 

@@ -42,6 +42,7 @@ from segtutor.transforms import eval_transforms, scaled_size, train_transforms
 
 __all__ = [
     "BUNDLED_DATA",
+    "DECODER_CONVS",
     "RecipeOptions",
     "Run",
     "choose_batch_size",
@@ -55,6 +56,11 @@ __all__ = [
     "resolve_data",
     "val_loader_for",
 ]
+
+# 3x3 convolutions per level of the U-Net's decoder the recipe builds (RecipeOptions.decoder_convs).
+# 1, half the paper's: about a fifth less time per training step, and more epochs in a budget;
+# measured in docs/benchmarks.md, "One convolution per decoder level".
+DECODER_CONVS = 1
 
 # The samples made by `python -m segtutor make-samples`, committed beside the package.
 BUNDLED_DATA = Path(__file__).resolve().parents[1] / "data_samples"
@@ -99,6 +105,9 @@ class RecipeOptions:
     # U-Net size, a key of `segtutor.model.PRESETS`: "course" is fast on a CPU, "full" the paper's;
     # None: from the number of classes (`choose_preset`). Sizes "unet" only.
     preset: str | None = None
+    # 3x3 convolutions per level of the U-Net's decoder (UNet(decoder_convs)): 2, the paper's,
+    # or 1; None: `DECODER_CONVS`. Shapes "unet" only.
+    decoder_convs: int | None = None
     # Also train the decoder's coarser levels to predict the classes (UNet(deep_supervision=True);
     # torchvision's auxiliary head for FCN and DeepLabV3; LR-ASPP has none).
     deep_supervision: bool = True
@@ -273,6 +282,7 @@ def prepare(
             preset=options.preset or "course",
             deep_supervision=options.deep_supervision,
             pretrained=options.pretrained,
+            **_decoder_choice(options),
         )
     config = _config(train_ds, mode, options)
     config.working_scale = scale
@@ -338,6 +348,13 @@ def _model_from_run(options: RecipeOptions, num_classes: int) -> tuple[nn.Module
     return model, note
 
 
+def _decoder_choice(options: RecipeOptions) -> dict[str, int]:
+    """`build_model`'s `decoder_convs` for the course's U-Net; nothing for its relatives."""
+    if options.model != "unet":
+        return {} if options.decoder_convs is None else {"decoder_convs": options.decoder_convs}
+    return {"decoder_convs": options.decoder_convs or DECODER_CONVS}
+
+
 def _model_text(model: nn.Module, options: RecipeOptions) -> str:
     """`U-Net 'course'` (the preset of the model's size), or the architecture's name, with how
     it was initialised."""
@@ -346,7 +363,8 @@ def _model_text(model: nn.Module, options: RecipeOptions) -> str:
         return name + (" (ImageNet backbone)" if options.pretrained else "")
     size = dict(base_width=model.base_width, depth=model.depth, bilinear=model.bilinear)
     presets = [preset for preset, config in PRESETS.items() if config == size]
-    return f"U-Net '{presets[0]}'" if presets else f"U-Net (width {model.base_width})"
+    text = f"U-Net '{presets[0]}'" if presets else f"U-Net (width {model.base_width})"
+    return text + (", one conv per decoder level" if model.decoder_convs == 1 else "")
 
 
 def _loaders(

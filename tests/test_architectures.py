@@ -158,7 +158,7 @@ def test_a_config_without_a_name_is_a_unet():
            "deep_supervision": False}  # fmt: skip
     model = model_from_config(old)
     assert isinstance(model, UNet) and model.base_width == 4 and model.depth == 2
-    assert model_config(model) == {"name": "unet", **old}
+    assert model_config(model) == {"name": "unet", **old, "decoder_convs": 2}  # the paper's
     assert model_config(torch.nn.Conv2d(3, 2, 1)) is None
 
 
@@ -171,6 +171,20 @@ def test_bad_choices_are_refused():
         build_model("unet", pretrained="imagenet")
     with pytest.raises(ValueError, match="unknown pretrained"):
         build_model("unet-resnet18", pretrained="coco")
+    with pytest.raises(ValueError, match="unet's decoder only; unet-resnet18"):
+        build_model("unet-resnet18", decoder_convs=1)
+
+
+def test_a_one_conv_decoder_is_rebuilt_from_its_config():
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, preset="tiny", decoder_convs=1).eval()
+    config = model_config(model)
+    assert config["decoder_convs"] == 1
+    rebuilt = model_from_config(config)
+    rebuilt.load_state_dict(model.state_dict())  # strict: the same layers
+    images = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(images), model(images))
 
 
 # --- ImageNet weights, offline ------------------------------------------------------------------
@@ -261,6 +275,7 @@ def _train_argv(scenes, out, *extra):
     [
         (["--model", "lraspp-mobilenetv3", "--preset", "tiny"], "has one size"),
         (["--pretrained", "imagenet"], "no pretrained weights"),
+        (["--model", "fcn-resnet50", "--decoder-convs", "2"], "has its own decoder"),
     ],
 )
 def test_train_refuses_options_that_do_not_go_together(extra, expected, tmp_path, capsys):

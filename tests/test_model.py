@@ -64,6 +64,29 @@ def test_parts_shapes_and_up_pads_to_the_skip():
     assert Up(16, 4, bilinear=True)(torch.randn(2, 8, 9, 13), skip).shape == (2, 4, 19, 27)
 
 
+@pytest.mark.parametrize("bilinear", [False, True])
+def test_a_one_conv_decoder_keeps_the_shapes_with_fewer_weights_and_flops(bilinear):
+    skip = torch.randn(2, 8, 19, 27)
+    x = torch.randn(2, 8 if bilinear else 16, 9, 13)
+    up = Up(16, 4, bilinear=bilinear, convs=1)
+    assert up(x, skip).shape == (2, 4, 19, 27)
+    assert sum(isinstance(m, nn.Conv2d) for m in up.conv.modules()) == 1
+    model = UNet(num_classes=3, base_width=4, bilinear=bilinear, decoder_convs=1).eval()
+    paper = UNet(num_classes=3, base_width=4, bilinear=bilinear).eval()
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+    assert count_parameters(model) < count_parameters(paper)
+    assert count_flops(model, (1, 3, 64, 64)) < count_flops(paper, (1, 3, 64, 64))
+    with pytest.raises(ValueError, match="1 or 2 convolutions, got 3"):
+        UNet(decoder_convs=3)
+
+
+def test_course_unet_with_one_conv_per_decoder_level():
+    model = build_unet("course", num_classes=4, decoder_convs=1)
+    assert model.decoder_convs == 1
+    assert count_parameters(model) == 437_380  # 486_580 with the paper's two
+    assert round(count_flops(model) / 1e9, 2) == 0.31  # 0.38 with two
+
+
 def test_full_unet_has_the_tutorials_parameter_count():
     # Same numbers as milesial/Pytorch-UNet for 2 classes.
     assert count_parameters(UNet(num_classes=2)) == 31_037_698

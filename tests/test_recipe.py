@@ -11,6 +11,7 @@ import torch
 from segtutor.errors import DataError
 from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
 from segtutor.recipe import (
+    DECODER_CONVS,
     RecipeOptions,
     choose_batch_size,
     choose_input_mode,
@@ -128,6 +129,17 @@ def test_config_carries_the_choices(scenes, tmp_path):
     assert len(run.palette) == 4
 
 
+def test_the_recipes_unet_has_one_conv_per_decoder_level_unless_asked(scenes):
+    run = prepare(scenes, preset="tiny")
+    assert run.model.decoder_convs == DECODER_CONVS == 1
+    assert "U-Net 'tiny', one conv per decoder level" in run.describe()
+    paper = prepare(scenes, preset="tiny", decoder_convs=2)
+    assert paper.model.decoder_convs == 2 and "decoder level" not in paper.describe()
+    assert not hasattr(prepare(scenes, model="lraspp-mobilenetv3").model, "decoder_convs")
+    with pytest.raises(ValueError, match="unet's decoder only"):
+        prepare(scenes, model="lraspp-mobilenetv3", decoder_convs=1)
+
+
 @pytest.mark.filterwarnings("ignore:classes .* have no pixels")
 def test_the_width_follows_the_number_of_classes(scenes, tmp_path):
     assert [choose_preset(n) for n in (2, 4, 8, 9, 21)] == ["course"] * 3 + ["wide"] * 2
@@ -138,7 +150,7 @@ def test_the_width_follows_the_number_of_classes(scenes, tmp_path):
     shutil.copytree(scenes, unnamed, ignore=shutil.ignore_patterns("dataset.json"))
     ten = prepare(unnamed, num_classes=10)  # more classes than channels: the wide one
     assert (ten.options.preset, ten.model.base_width) == ("wide", 12)
-    assert "U-Net 'wide', 1.1" in ten.describe()
+    assert "U-Net 'wide', one conv per decoder level, 0.98" in ten.describe()
     assert prepare(unnamed, num_classes=10, preset="tiny").model.base_width == 8  # as asked
     assert prepare(scenes, model="lraspp-mobilenetv3").options.preset is None  # U-Net only
 

@@ -348,6 +348,7 @@ def test_unet_round_trips_through_a_checkpoint(tmp_path):
         base_width=4,
         depth=2,
         bilinear=False,
+        decoder_convs=2,
         deep_supervision=False,
     )
     rebuilt = model_from_checkpoint(checkpoint)
@@ -356,6 +357,9 @@ def test_unet_round_trips_through_a_checkpoint(tmp_path):
     # a checkpoint written before deep supervision existed has no such key: a plain UNet
     del checkpoint["model_config"]["deep_supervision"]
     assert not model_from_checkpoint(checkpoint).deep_supervision
+    # nor a decoder_convs: the paper's two convolutions per decoder level
+    del checkpoint["model_config"]["decoder_convs"]
+    assert model_from_checkpoint(checkpoint).decoder_convs == 2
 
 
 def test_fit_trains_the_heads_of_a_deeply_supervised_unet(tmp_path):

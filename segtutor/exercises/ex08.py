@@ -280,7 +280,7 @@ def questionnaire():
         6: "Every tap but the centre one lands 12 cells away, in the zero padding of a 6x6 grid: "
         "the branch is its centre tap alone, a 1x1 convolution.",
         7: "`{'low': 1/8, 'high': 1/16}`: 'low' is the (1, 40, 12, 12) map of a 96x96 crop.",
-        8: "LR-ASPP over MobileNetV3: 0.14 GFLOPs per 96x96 crop, below the course U-Net's 0.22 "
+        8: "LR-ASPP over MobileNetV3: 0.14 GFLOPs per 96x96 crop, below the course U-Net's 0.17 "
         "(the course U-Net still trained the most images per second).",
         9: "`fit` turns `requires_grad` off for the model's `encoder_parameters()` for those "
         "epochs: the new head learns first.",
