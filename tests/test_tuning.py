@@ -111,25 +111,44 @@ def test_amp_asked_where_there_is_none_is_float32(monkeypatch) -> None:
 # --- fastest_settings: the choice ---------------------------------------------------------------
 
 
-def test_every_candidate_is_also_timed_on_one_thread(monkeypatch) -> None:
-    _, timer = choose(monkeypatch, lambda o: 1.0)
-    ((shape, options),) = timer.calls
-    assert shape == SHAPE
-    assert options[:4] == candidates(CPU)
-    assert options[4:] == [SpeedSettings(o.amp_dtype, o.channels_last, 1) for o in candidates(CPU)]
+def test_the_winner_alone_is_then_timed_on_one_thread(monkeypatch) -> None:
+    fast = SpeedSettings(BF16, False, 2)
+    _, timer = choose(monkeypatch, lambda o: 0.5 if o == fast else 1.0)
+    (shape, four), (_, pair) = timer.calls
+    assert shape == SHAPE and four == candidates(CPU)  # all on the machine's threads
+    assert pair == [fast, SpeedSettings(BF16, False, 1)]  # then the winner against itself
+
+
+def test_one_thread_is_not_timed_where_there_is_only_one(monkeypatch) -> None:
+    torch.set_num_threads(1)
+    settings, timer = choose(monkeypatch, lambda o: 1.0)
+    ((_, options),) = timer.calls
+    assert all(o.num_threads == 1 for o in options) and settings == SpeedSettings(None, True, 1)
 
 
 @pytest.mark.parametrize(
-    "fast, seconds, chosen",
+    "times, chosen",
     [
-        (SpeedSettings(None, False, 2), 1 - MARGIN / 2, SpeedSettings(None, True, 2)),  # noise
-        (SpeedSettings(None, False, 2), 1 - 2 * MARGIN, SpeedSettings(None, False, 2)),
-        (SpeedSettings(BF16, True, 1), 0.5, SpeedSettings(BF16, True, 1)),
-        (SpeedSettings(None, True, 2), 0.5, SpeedSettings(None, True, 2)),  # the first: kept
+        ({SpeedSettings(None, False, 2): 1 - MARGIN / 2}, SpeedSettings(None, True, 2)),  # noise
+        ({SpeedSettings(None, False, 2): 1 - 2 * MARGIN}, SpeedSettings(None, False, 2)),
+        ({SpeedSettings(None, True, 2): 0.5}, SpeedSettings(None, True, 2)),  # the first: kept
+        # one thread wins only against its own setting on two, and only by the margin
+        (
+            {SpeedSettings(BF16, True, 2): 0.8, SpeedSettings(BF16, True, 1): 0.5},
+            SpeedSettings(BF16, True, 1),
+        ),
+        (
+            {
+                SpeedSettings(BF16, True, 2): 0.8,
+                SpeedSettings(BF16, True, 1): 0.8 * (1 - MARGIN / 2),
+            },
+            SpeedSettings(BF16, True, 2),
+        ),
+        ({SpeedSettings(BF16, True, 1): 0.1}, SpeedSettings(None, True, 2)),  # its pair lost
     ],
 )
-def test_the_fastest_wins_only_by_the_margin(monkeypatch, fast, seconds, chosen) -> None:
-    settings, _ = choose(monkeypatch, lambda o: seconds if o == fast else 1.0)
+def test_the_fastest_wins_only_by_the_margin(monkeypatch, times, chosen) -> None:
+    settings, _ = choose(monkeypatch, lambda o: times.get(o, 1.0))
     assert settings == chosen
 
 
@@ -144,26 +163,28 @@ def test_a_slower_first_candidate_loses_to_a_clearly_faster_one(monkeypatch) -> 
 
 def test_the_answer_is_cached_and_read_without_timing(monkeypatch, cache) -> None:
     fast = SpeedSettings(BF16, False, 1)
-    settings, timer = choose(monkeypatch, lambda o: 0.5 if o == fast else 1.0)
-    assert settings == fast and len(timer.calls) == 1
+    times = {SpeedSettings(BF16, False, 2): 0.8, fast: 0.5}
+    settings, timer = choose(monkeypatch, lambda o: times.get(o, 1.0))
+    assert settings == fast and len(timer.calls) == 2
     saved = json.loads(cache.read_text())
     ((key, entry),) = saved.items()
     assert "x".join(map(str, SHAPE)) in key
     assert {k: entry[k] for k in ("precision", "channels_last", "threads")} == fast.to_dict()
-    assert len(entry["timed"]) == 8 and min(t["seconds_per_step"] for t in entry["timed"]) == 0.5
+    assert len(entry["timed"]) == 6 and min(t["seconds_per_step"] for t in entry["timed"]) == 0.5
 
     monkeypatch.setattr(tuning, "time_steps", never_timed)
     model = tiny_model()
     assert fastest_settings(model, nn.CrossEntropyLoss(), SHAPE, 2, CPU) == fast
     # another question is another entry: timed again
     other, timer = choose(monkeypatch, lambda o: 1.0, amp=False)
-    assert len(timer.calls) == 1 and other == SpeedSettings(None, True, 2)
+    assert len(timer.calls) == 2 and other == SpeedSettings(None, True, 2)
     assert len(json.loads(cache.read_text())) == 2
 
 
 def test_an_old_answer_is_timed_again(monkeypatch, cache) -> None:
     fast = SpeedSettings(BF16, False, 1)
-    choose(monkeypatch, lambda o: 0.5 if o == fast else 1.0)
+    times = {SpeedSettings(BF16, False, 2): 0.8, fast: 0.5}
+    choose(monkeypatch, lambda o: times.get(o, 1.0))
     saved = json.loads(cache.read_text())
     ((key, entry),) = saved.items()
     assert time.time() - entry["timed_at"] < 60
@@ -174,20 +195,20 @@ def test_an_old_answer_is_timed_again(monkeypatch, cache) -> None:
     entry["timed_at"] -= 120  # now older than a day: the machine may have changed, time again
     cache.write_text(json.dumps(saved))
     settings, timer = choose(monkeypatch, lambda o: 1.0)  # today float32 is as fast
-    assert len(timer.calls) == 1 and settings == SpeedSettings(None, True, 2)
+    assert len(timer.calls) == 2 and settings == SpeedSettings(None, True, 2)
     ((_, entry),) = json.loads(cache.read_text()).items()
     assert entry["precision"] == "float32" and time.time() - entry["timed_at"] < 60
     del entry["timed_at"]  # an entry from before timed_at existed counts as old
     cache.write_text(json.dumps({key: entry}))
     _, timer = choose(monkeypatch, lambda o: 1.0)
-    assert len(timer.calls) == 1
+    assert len(timer.calls) == 2
 
 
 def test_use_cache_false_neither_reads_nor_writes(monkeypatch, cache) -> None:
     choose(monkeypatch, lambda o: 1.0)
     before = cache.read_text()
     _, timer = choose(monkeypatch, lambda o: 1.0, use_cache=False, channels_last=False)
-    assert len(timer.calls) == 1 and cache.read_text() == before
+    assert len(timer.calls) == 2 and cache.read_text() == before
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2, 3]", ""])
@@ -195,7 +216,7 @@ def test_a_corrupt_cache_is_ignored_and_rewritten(monkeypatch, cache, content) -
     cache.parent.mkdir(parents=True)
     cache.write_text(content)
     settings, timer = choose(monkeypatch, lambda o: 1.0)
-    assert len(timer.calls) == 1 and settings == SpeedSettings(None, True, 2)
+    assert len(timer.calls) == 2 and settings == SpeedSettings(None, True, 2)
     assert len(json.loads(cache.read_text())) == 1  # valid again, with the new answer
 
 
@@ -256,9 +277,9 @@ def test_settings_for_times_batches_of_crops_within_the_fixed_choices(monkeypatc
     monkeypatch.setattr(tuning, "time_steps", timer)
     config = TrainConfig(input_size=16, num_classes=2, channels_last=False)
     settings_for(config, tiny_model(), nn.CrossEntropyLoss(), 4, CPU)
-    ((shape, options),) = timer.calls
+    (shape, options), (_, pair) = timer.calls
     assert shape == (4, 3, 16, 16)
-    assert options and not any(o.channels_last for o in options)
+    assert options and not any(o.channels_last for o in options + pair)
 
 
 def colour_loaders():
@@ -280,14 +301,15 @@ def test_fit_records_what_ran_in_history_speed(monkeypatch) -> None:
 
 def test_fit_trains_with_the_timed_choice_and_restores_the_threads(monkeypatch) -> None:
     fast = SpeedSettings(None, False, 1)
-    timer = FakeTimer(lambda o: 0.5 if o == fast else 1.0)
+    times = {SpeedSettings(None, False, 2): 0.8, fast: 0.5}
+    timer = FakeTimer(lambda o: times.get(o, 1.0))
     monkeypatch.setattr(tuning, "time_steps", timer)
     config = TrainConfig(num_epochs=1, num_classes=2, progress=False, device="cpu", input_size=8)
     threads = []
     during = lambda epoch, history: threads.append(torch.get_num_threads())  # noqa: E731
     history = fit(tiny_model(), *colour_loaders(), config, callbacks=[during])
     assert threads == [1]  # trained on the chosen thread count
-    assert len(timer.calls) == 1 and timer.calls[0][0] == (4, 3, 8, 8)
+    assert len(timer.calls) == 2 and timer.calls[0][0] == (4, 3, 8, 8)
     assert history.speed == describe_settings(fast) == "float32, contiguous, 1 thread"
     assert torch.get_num_threads() == 2
 
