@@ -53,8 +53,8 @@ __all__ = [
 
 # How much faster (as a fraction) a candidate must be than the first one to replace it.
 MARGIN = 0.05
-# Seconds a cached answer is trusted; after that it is timed again (7-11 s once a day, measured,
-# inside `fit`'s time budget).
+# Seconds a cached answer is trusted; after that it is timed again, inside `fit`'s time budget
+# (7-11 s once a day, measured for the 32 steps of the eight-way timing; now 24 steps).
 MAX_AGE_S = 24 * 3600
 
 
@@ -208,10 +208,11 @@ def fastest_settings(
     best = _fastest(options, times)
     if device.type == "cpu" and torch.get_num_threads() > 1:
         # Then the winner on one thread against itself on all of them: a pair apart from the
-        # others. All eight in one rotation made every step up to twice as slow (the course
-        # U-Net's bfloat16 channels-last step, 2 threads: 0.041-0.057 s timed among its own
-        # four, 0.087-0.100 s among all eight) and one thread look as fast as two, which it
-        # is not (paired: 0.043-0.061 s on 2 threads, 0.053-0.080 s on 1; docs/benchmarks.md).
+        # others. All eight in one rotation made every step up to twice as slow and one thread
+        # look as fast as two, which it is not (`benchmarks/thread_timing.py`, the course
+        # U-Net's bfloat16 channels-last step on a 2-core EPYC: 0.050-0.052 s among its own
+        # four, 0.112-0.117 s among all eight, where one thread took 0.109-0.120 s; paired,
+        # 0.053-0.056 s on 2 threads and 0.066-0.078 s on 1; docs/benchmarks.md).
         pair = [best, SpeedSettings(best.amp_dtype, best.channels_last, 1)]
         pair_times = time_steps(model, loss_fn, images, masks, pair)
         timed += zip(pair, pair_times, strict=True)
