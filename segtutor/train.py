@@ -220,12 +220,15 @@ def evaluate(
     num_classes: int,
     device: str | torch.device | None = None,
     ignore_index: int = 255,
+    amp_dtype: torch.dtype | None = None,
 ) -> ConfusionMatrix:
     """Confusion matrix of `model` over the whole of `loader` (a `segtutor.metrics.ConfusionMatrix`).
 
     Predictions are compared with the masks at the masks' own resolution (`validate`); images
     of different sizes need batch size 1. Under torchrun every process must call it: each
-    evaluates its share of the batches and all get the matrix of the whole loader.
+    evaluates its share of the batches and all get the matrix of the whole loader. `amp_dtype`
+    (None: float32) runs the model under autocast, as `fit` validated where `History.speed`
+    names bfloat16 or float16: the same precision gives `fit`'s numbers exactly.
 
     Introduced in `04_training.ipynb`.
 
@@ -236,7 +239,12 @@ def evaluate(
     device = model_device(model) if device is None else torch.device(device)
     model.to(device)
     cm, _ = validate(
-        model, shard_loader(loader), num_classes, device=device, ignore_index=ignore_index
+        model,
+        shard_loader(loader),
+        num_classes,
+        device=device,
+        amp_dtype=amp_dtype,
+        ignore_index=ignore_index,
     )
     return cm
 

@@ -234,6 +234,21 @@ def test_bf16_autocast_on_a_cpu_that_has_it(monkeypatch):
     assert len(without) == 1
 
 
+def test_evaluate_in_fits_precision_gives_fits_numbers(monkeypatch):
+    monkeypatch.setattr(segtutor.runtime, "cpu_has_native_bf16", lambda: True)
+    model = new_model()
+    history = fit(model, *loaders(), replace(CONFIG, num_epochs=3, amp=True))
+    assert history.speed.startswith("bfloat16")
+    seen = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    cm = evaluate(model, loaders()[1], NUM_CLASSES, amp_dtype=torch.bfloat16)
+    assert seen and set(seen) == {torch.bfloat16}  # the model ran under autocast
+    assert float(cm.miou()) == history.best_miou  # exactly what fit recorded
+    seen.clear()
+    evaluate(model, loaders()[1], NUM_CLASSES)
+    assert set(seen) == {torch.float32}  # the default: float32
+
+
 def test_early_stopping():
     # lr = 0: the weights never change, so val mIoU never improves after epoch 1.
     config = replace(CONFIG, num_epochs=10, lr=0.0, early_stopping_patience=2)
