@@ -64,9 +64,10 @@ class TrainConfig:
     loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"
     # One weight per class for cross-entropy (see segtutor.losses.class_weights), or None.
     class_weights: list[float] | None = None
-    # With class_weights and a cross-entropy loss: train on the logits plus prior_adjustment *
-    # log(weight), so the model's own logits keep no bias toward the up-weighted classes
-    # (segtutor.losses.PriorAdjustedLoss). 0: off. The recipe sets 1 when it weights classes.
+    # With class_weights and a cross-entropy loss: its cross-entropy (not Dice) sees the logits
+    # plus prior_adjustment * log(weight), so the model's own logits keep no bias toward the
+    # up-weighted classes (segtutor.losses.PriorAdjustedLoss). 0: off. The recipe sets 1 when
+    # it weights classes.
     prior_adjustment: float = 0.0
     # Mask value skipped by the loss and the metrics (object borders, unlabelled pixels).
     ignore_index: int = 255

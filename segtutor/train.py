@@ -51,7 +51,7 @@ from segtutor.distributed import (
 )
 from segtutor.fit_state import FitState
 from segtutor.inference import class_map, resize_logits
-from segtutor.losses import DeepSupervisionLoss, PriorAdjustedLoss, build_loss
+from segtutor.losses import DeepSupervisionLoss, build_loss
 from segtutor.metrics import ConfusionMatrix
 from segtutor.runtime import choose_device, model_device, seed_everything
 from segtutor.transforms import shrink_batch
@@ -483,14 +483,14 @@ def _training_loss(
     """`loss_fn`, or the one `config.loss` names (prior-adjusted if the config says so); summed
     over the heads of a deep-supervised model."""
     if loss_fn is None:
+        adjust = config.class_weights and config.loss != "dice"  # a weighted cross-entropy
         loss_fn = build_loss(
             config.loss,
             num_classes,
             class_weights=config.class_weights,
             ignore_index=config.ignore_index,
+            prior_adjustment=config.prior_adjustment if adjust else 0.0,
         )
-        if config.prior_adjustment and config.class_weights and config.loss != "dice":
-            loss_fn = PriorAdjustedLoss(loss_fn, config.class_weights, config.prior_adjustment)
     if getattr(model, "deep_supervision", False) and not isinstance(loss_fn, DeepSupervisionLoss):
         loss_fn = DeepSupervisionLoss(loss_fn)  # the model returns (logits, aux) when training
     return loss_fn

@@ -215,15 +215,39 @@ def test_coarse_outputs_are_scored_against_masks_shrunk_to_their_size():
 
 def test_prior_adjusted_loss_is_the_loss_of_the_shifted_logits():
     weights = [0.5, 2.0, 0.0]  # a class with no pixels (weight 0) gets no offset
-    loss_fn = build_loss("ce+dice", 3, class_weights=weights)
-    adjusted = PriorAdjustedLoss(loss_fn, weights)
+    ce = build_loss("ce", 3, class_weights=weights)
+    adjusted = PriorAdjustedLoss(ce, weights)
     logits, masks = torch.randn(2, 3, 4, 4), torch.randint(0, 2, (2, 4, 4))
     shift = torch.tensor([math.log(0.5), math.log(2.0), 0.0]).view(1, 3, 1, 1)
-    torch.testing.assert_close(adjusted(logits, masks), loss_fn(logits + shift, masks))
-    torch.testing.assert_close(PriorAdjustedLoss(loss_fn, weights, tau=0)(logits, masks),
-                               loss_fn(logits, masks))  # fmt: skip
+    torch.testing.assert_close(adjusted(logits, masks), ce(logits + shift, masks))
+    torch.testing.assert_close(PriorAdjustedLoss(ce, weights, tau=0)(logits, masks),
+                               ce(logits, masks))  # fmt: skip
     assert "offset" not in adjusted.state_dict()  # derived from the weights, not saved
+    built = build_loss("ce", 3, class_weights=weights, prior_adjustment=1.0)
+    torch.testing.assert_close(built(logits, masks), adjusted(logits, masks))
     assert adjusted.to(torch.float64)(logits.double(), masks).dtype == torch.float64
+
+
+def test_ce_dice_adjusts_its_cross_entropy_term_only():
+    weights = [0.5, 2.0, 0.0]
+    logits, masks = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    shift = torch.tensor([math.log(0.5), math.log(2.0), 0.0]).view(1, 3, 1, 1)
+    ce, dice = build_loss("ce", 3, class_weights=weights), DiceLoss()
+    adjusted = build_loss("ce+dice", 3, class_weights=weights, prior_adjustment=1.0)
+    torch.testing.assert_close(
+        adjusted(logits, masks), ce(logits + shift, masks) + dice(logits, masks)
+    )
+    half = CEDiceLoss(class_weights=weights, prior_adjustment=0.5)
+    torch.testing.assert_close(
+        half(logits, masks), ce(logits + shift / 2, masks) + dice(logits, masks)
+    )
+    plain = build_loss("ce+dice", 3, class_weights=weights, prior_adjustment=0.0)
+    torch.testing.assert_close(plain(logits, masks), ce(logits, masks) + dice(logits, masks))
+    for name, w in (("dice", weights), ("ce", None), ("ce+dice", None)):  # nothing to adjust
+        with pytest.raises(ValueError, match="prior_adjustment"):
+            build_loss(name, 3, class_weights=w, prior_adjustment=1.0)
+    with pytest.raises(ValueError, match="give class_weights"):
+        CEDiceLoss(prior_adjustment=1.0)
 
 
 def test_prior_adjustment_takes_the_class_weights_bias_off_the_logits():
@@ -246,3 +270,13 @@ def test_prior_adjustment_takes_the_class_weights_bias_off_the_logits():
     weighted = build_loss("ce", 2, class_weights=weights)
     assert learned_share(weighted) == pytest.approx(0.5, abs=0.01)
     assert learned_share(PriorAdjustedLoss(weighted, weights)) == pytest.approx(0.2, abs=0.01)
+
+    # CE + Dice: Dice has no weights to undo. Offsetting the whole sum's logits makes Dice pull
+    # the model's own logits below the rare class's share (0.163 here, against the unweighted
+    # sum's 0.196); offsetting the cross-entropy term alone, as build_loss does, leaves the
+    # unweighted sum's answer (0.198).
+    unweighted = learned_share(build_loss("ce+dice", 2))
+    whole_sum = PriorAdjustedLoss(build_loss("ce+dice", 2, class_weights=weights), weights)
+    assert learned_share(whole_sum) < unweighted - 0.02
+    ce_term = build_loss("ce+dice", 2, class_weights=weights, prior_adjustment=1.0)
+    assert learned_share(ce_term) == pytest.approx(unweighted, abs=0.01)

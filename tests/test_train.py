@@ -437,6 +437,10 @@ def test_fit_trains_on_prior_adjusted_logits_when_the_config_says_so():
     assert same_numbers(adjusted, fit(new_model(), *loaders(), config, loss_fn=explicit))
     plain = fit(new_model(), *loaders(), replace(config, prior_adjustment=0.0))
     assert plain.train_loss != adjusted.train_loss
+    both = replace(config, loss="ce+dice")  # the cross-entropy term alone is adjusted
+    term = build_loss("ce+dice", NUM_CLASSES, class_weights=weights, prior_adjustment=1.0)
+    assert same_numbers(fit(new_model(), *loaders(), both),
+                        fit(new_model(), *loaders(), both, loss_fn=term))  # fmt: skip
     with pytest.raises(ValueError, match="prior_adjustment must be 0 or more"):
         fit(new_model(), *loaders(), replace(config, prior_adjustment=-1.0))
     # Dice alone weights its mean over classes, not a likelihood: nothing to adjust
