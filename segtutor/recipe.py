@@ -92,10 +92,12 @@ class RecipeOptions:
     # Cross-entropy class weights from the training masks' pixel counts: a method of
     # `segtutor.losses.class_weights` ("sqrt-median", "median", "inverse"), or None for none.
     class_weights: str | None = RECOMMENDED_WEIGHTING
-    # With class weights: how much of their bias the loss takes off the trained model's logits
-    # (TrainConfig.prior_adjustment; 0: none). 1, all of it: +0.028 mIoU on ccp9 at 120 s,
-    # nuclei unchanged, -0.009 on the bundled scenes' 20 epochs, three seeds each
-    # (docs/benchmarks.md, "Class weights without their bias").
+    # With class weights: how much of their bias the cross-entropy takes off the trained
+    # model's logits (TrainConfig.prior_adjustment; 0: none). 1, all of it: +0.028 mIoU on ccp9
+    # at 120 s, nuclei unchanged, three seeds each; on the cross-entropy term alone (not Dice)
+    # the bundled scenes gain 0.009 over the whole sum's offset, where that form had cost them
+    # 0.009 (docs/benchmarks.md, "Class weights without their bias", "The offset on the
+    # cross-entropy term alone").
     prior_adjustment: float = 1.0
     # "ce", "dice" or "ce+dice" (see TrainConfig.loss).
     loss: Literal["ce", "dice", "ce+dice"] = "ce+dice"

@@ -220,8 +220,9 @@ def _optimisation_arguments(group, default: RecipeOptions) -> None:
         type=non_negative_float,
         default=default.prior_adjustment,
         metavar="TAU",
-        help="train on the logits plus TAU * log(class weight), so the trained model keeps no "
-        "bias toward the up-weighted classes (default: 1, the whole bias; 0: off)",
+        help="train the cross-entropy on the logits plus TAU * log(class weight), so the "
+        "trained model keeps no bias toward the up-weighted classes (default: 1, the whole "
+        "bias; 0: off)",
     )
     group.add_argument(
         "--val-fraction",
