@@ -38,7 +38,7 @@ from segtutor.runtime import choose_device, seed_everything
 from segtutor.settings import quick_mode
 from segtutor.sizing import region_width, sample_masks, working_scale
 from segtutor.train import TrainConfig
-from segtutor.transforms import eval_transforms, scaled_size, train_transforms
+from segtutor.transforms import BatchAugment, eval_transforms, scaled_size, train_transforms
 
 __all__ = [
     "BUNDLED_DATA",
@@ -379,7 +379,16 @@ def _loaders(
     """Random crops (or resized images) for training; whole images for validation."""
     train_ds.set_scale(scale)  # each file resized once, when first read, and cached so
     # "crop" keeps the working scale: random crops, no zoom.
-    train_ds.transform = train_transforms(options.input_size, crop=mode == "crop")
+    # Each image: a random crop (or resized crop) and flips, in [0, 1]. Each batch: rotation,
+    # colour jitter and normalisation, done once for all its images (`BatchAugment`).
+    train_ds.transform = train_transforms(
+        options.input_size,
+        crop=mode == "crop",
+        rotation=0,
+        color_jitter=0,
+        mean=None,
+        std=None,
+    )
     batch_size = options.batch_size
     train_loader = make_loader(
         train_ds,
@@ -388,6 +397,7 @@ def _loaders(
         seed=options.seed,
         num_workers=options.num_workers,
         drop_last=len(train_ds) > batch_size * world_size(),  # each process gets a share
+        collate_fn=BatchAugment(),
     )
     val_batch = options.val_batch_size or batch_size
     val_loader = val_loader_for(

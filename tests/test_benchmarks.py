@@ -471,3 +471,22 @@ def test_seeds_table_has_each_seed_the_mean_and_the_spread(tmp_path):
     assert theirs == "| lraspp | 0.003 | 0.350 | failed | **0.350** | 0.350-0.350 |"
     with pytest.raises(SystemExit, match="train/ \\+ val/"):
         seeds.main([str(tmp_path), "60"])  # one folder: the seed would draw the split
+
+
+def test_time_to_miou_reads_train_s_epoch_lines_and_finds_the_first_at_the_target(capsys):
+    from segtutor.metrics import ConfusionMatrix
+    from segtutor.train import History, TrainConfig, _print_epoch
+
+    time_to_miou = _import_benchmark("time_to_miou")
+    history = History()
+    cm = ConfusionMatrix(2)
+    cm.update(torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 1], [0, 1]]))
+    history.append(3, 0.5, 0.4, cm, 1e-3, 1.2, train_main_loss=0.3)
+    _print_epoch(history, TrainConfig(num_epochs=20, num_classes=2), improved=True)
+    line = capsys.readouterr().out.strip()
+    match = time_to_miou.EPOCH_LINE.match(line)
+    assert match and int(match.group(1)) == 3
+    assert float(match.group(2)) == pytest.approx(history.val_miou[-1], abs=1e-4)
+    run = {"epochs": [(1, 0.5, 3.0), (2, 0.91, 5.0), (3, 0.89, 7.0), (4, 0.95, 9.0)]}
+    assert time_to_miou.time_to(run, 0.90) == (2, 5.0)
+    assert time_to_miou.time_to(run, 0.96) is None

@@ -15,6 +15,7 @@ from segtutor.losses import (
     PriorAdjustedLoss,
     build_loss,
     class_weights,
+    dense_float,
     shrink_masks,
 )
 
@@ -280,3 +281,28 @@ def test_prior_adjustment_takes_the_class_weights_bias_off_the_logits():
     assert learned_share(whole_sum) < unweighted - 0.02
     ce_term = build_loss("ce+dice", 2, class_weights=weights, prior_adjustment=1.0)
     assert learned_share(ce_term) == pytest.approx(unweighted, abs=0.01)
+
+
+def test_dense_float_copies_half_precision_channels_last_logits_to_plain_float32():
+    logits = (
+        torch.randn(2, 3, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    )
+    dense = dense_float(logits)
+    assert dense.dtype == torch.float32 and dense.is_contiguous()
+    assert torch.equal(dense, logits.float())
+    as_is = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    assert dense_float(as_is) is as_is  # float64 and plain already: no copy, no downcast
+
+
+def test_losses_on_channels_last_logits_equal_those_on_plain_ones():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 3, 16, 16, generator=generator)
+    masks = torch.randint(0, 3, (4, 16, 16), generator=generator)
+    masks[:, :2] = 255
+    loss = CEDiceLoss(class_weights=[0.5, 1.0, 2.0], prior_adjustment=1.0)
+    plain = logits.clone().requires_grad_()
+    last = logits.clone().contiguous(memory_format=torch.channels_last).requires_grad_()
+    loss(plain, masks).backward()
+    loss(last, masks).backward()
+    torch.testing.assert_close(loss(last, masks), loss(plain, masks))
+    torch.testing.assert_close(last.grad, plain.grad)

@@ -22,6 +22,7 @@ from segtutor.recipe import (
 )
 from segtutor.synth import write_dataset
 from segtutor.train import TrainConfig, fit
+from segtutor.transforms import BatchAugment
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,18 @@ def test_crop_mode_trains_on_crops_and_validates_whole_images(scenes):
     images, masks = next(iter(run.val_loader))
     assert images.shape == (3, 3, 64, 64) and masks.shape == (3, 64, 64)
     assert run.train_loader.drop_last  # 10 images > one batch of 4
+
+
+def test_training_batches_are_rotated_jittered_and_normalised_as_batches(scenes):
+    run = prepare(scenes, input_size=32, batch_size=4, preset="tiny")
+    augment = run.train_loader.collate_fn
+    assert isinstance(augment, BatchAugment)
+    assert augment.rotation > 0 and augment.color_jitter > 0
+    image, _ = run.train_ds[0]  # the dataset's part: a crop in [0, 1], not normalised yet
+    assert image.shape == (3, 32, 32) and image.min() >= 0 and image.max() <= 1
+    images, masks = next(iter(run.train_loader))
+    assert images.min() < 0  # normalised: black is below the ImageNet mean
+    assert set(masks.unique().tolist()) <= {0, 1, 2, 3, 255}
 
 
 def test_class_weights_come_from_the_training_masks(scenes):

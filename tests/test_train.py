@@ -708,6 +708,27 @@ def test_encoder_lr_factor_gives_the_encoder_its_own_scheduled_group():
     assert len(build_optimizer(model, replace(config, encoder_lr_factor=1.0)).param_groups) == 1
 
 
+@pytest.mark.parametrize("name", ["adamw", "adam"])
+def test_optimizers_on_the_cpu_are_fused_and_step_like_unfused_ones(name):
+    from segtutor.config import build_optimizer
+
+    config = replace(CONFIG, optimizer=name, lr=0.01, amp=False)
+    models = [small_unet(), small_unet()]
+    models[1].load_state_dict(models[0].state_dict())
+    fused = build_optimizer(models[0], config)
+    assert fused.defaults["fused"] is True
+    plain_class = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    plain = plain_class(models[1].parameters(), lr=0.01, weight_decay=config.weight_decay)
+    images = torch.randn(2, 3, 32, 32)
+    for model, optimizer in zip(models, (fused, plain), strict=True):
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(images).square().mean().backward()
+            optimizer.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_encoder_lr_factor_and_freeze_resume_exactly(tmp_path):
     config = replace(CONFIG, num_epochs=3, encoder_lr_factor=0.1, freeze_encoder_epochs=1,
                      amp=False, scheduler="cosine")  # fmt: skip

@@ -7,7 +7,15 @@ import torch
 from torchvision import tv_tensors
 
 from segtutor.settings import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
-from segtutor.transforms import denormalize, eval_transforms, shrink_batch, train_transforms
+from segtutor.transforms import (
+    BatchAugment,
+    denormalize,
+    eval_transforms,
+    jitter_batch,
+    rotate_batch,
+    shrink_batch,
+    train_transforms,
+)
 
 LEVEL = 60  # image grey value per label: label k is drawn with value k * LEVEL
 
@@ -180,3 +188,88 @@ def test_shrink_batch_keeps_labels_aligned_and_sizes_in_sixteens():
     assert same_images is images and same_masks is masks  # 1: as it is, not rounded to 16s
     tiny_images, _ = shrink_batch(images[:, :, :20, :20], masks[:, :20, :20], 0.5)
     assert tiny_images.shape[-2:] == (16, 16)  # at least one multiple
+
+
+# --- BatchAugment: rotation, jitter and normalisation on whole batches --------------------------
+
+
+def unit_samples(seeds, size=(64, 80)):
+    """`labelled_pair`s as the recipe's datasets hand them to BatchAugment: images in [0, 1]."""
+    to_unit = eval_transforms(mean=None, std=None)
+    return [to_unit(*labelled_pair(seed, size=size)) for seed in seeds]
+
+
+def test_batch_rotation_keeps_each_image_and_its_mask_aligned():
+    augment = BatchAugment(rotation=25.0, color_jitter=0, mean=None, std=None)
+    torch.manual_seed(0)
+    images, masks = augment(unit_samples(range(8)))  # 64x80: not square
+    assert images.shape == (8, 3, 64, 80) and masks.shape == (8, 64, 80)
+    assert masks.dtype == torch.int64
+    assert set(masks.unique().tolist()) <= {0, 1, 2, 3, IGNORE_INDEX}
+    assert all(misaligned_pixels(i, m) == 0 for i, m in zip(images, masks, strict=True))
+    # every image turned by its own angle: the ignored corners differ from image to image
+    corners = {int((m == IGNORE_INDEX).sum()) for m in masks}
+    assert len(corners) > 4
+    # and the check would see an image and a mask turned by different angles
+    plain_images, plain_masks = BatchAugment(rotation=0, color_jitter=0, mean=None, std=None)(
+        unit_samples(range(8))
+    )
+    torch.manual_seed(5)
+    turned_images, _ = rotate_batch(plain_images, plain_masks, 25.0)
+    torch.manual_seed(6)
+    _, turned_masks = rotate_batch(plain_images, plain_masks, 25.0)
+    assert misaligned_pixels(turned_images[0], turned_masks[0]) > 0
+
+
+def test_batch_rotation_is_a_rotation_on_non_square_images():
+    # A disc stays a disc of the same area: a matrix that forgot the aspect ratio would shear it.
+    height, width = 60, 120
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    disc = ((ys - 29.5) ** 2 + (xs - 59.5) ** 2 <= 20**2).long()
+    masks = disc.expand(16, height, width).clone()
+    images = disc.float().expand(16, 3, height, width).clone()
+    torch.manual_seed(1)
+    _, out = rotate_batch(images, masks, 30.0)
+    for mask in out:
+        rows, cols = torch.nonzero(mask == 1, as_tuple=True)
+        assert abs(len(rows) - int(disc.sum())) < 0.03 * int(disc.sum())
+        assert abs((rows.max() - rows.min()) - (cols.max() - cols.min())) <= 2
+        assert (mask == IGNORE_INDEX).any()  # 30 degrees uncovers the corners
+
+
+def test_batch_rotation_fills_the_image_with_black_and_the_mask_with_ignore():
+    images = torch.full((4, 3, 64, 64), 0.8)
+    masks = torch.ones(4, 64, 64, dtype=torch.int64)
+    masks[:, 30:34, 30:34] = IGNORE_INDEX  # ignored pixels inside stay ignored
+    torch.manual_seed(2)
+    out_images, out_masks = rotate_batch(images, masks, 45.0)
+    assert set(out_masks.unique().tolist()) == {1, IGNORE_INDEX}
+    assert (out_masks[:, 31:33, 31:33] == IGNORE_INDEX).all()
+    outside = out_masks == IGNORE_INDEX
+    outside[:, 28:36, 28:36] = False
+    assert outside.any()
+    assert out_images.permute(1, 0, 2, 3)[:, outside].abs().max() < 0.5  # near black there
+    assert torch.equal(rotate_batch(images, masks, 0.0)[1], masks)  # 0 degrees: as it was
+
+
+def test_batch_jitter_gives_each_image_its_own_factors_and_stays_in_range():
+    generator = torch.Generator().manual_seed(3)
+    image = torch.rand(1, 3, 32, 32, generator=generator) * 0.8 + 0.1
+    images = image.expand(6, 3, 32, 32).clone()
+    torch.manual_seed(3)
+    out = jitter_batch(images, 0.5)
+    assert out.min() >= 0 and out.max() <= 1
+    assert len({round(float(o.mean()), 4) for o in out}) == 6  # six different results
+    torch.testing.assert_close(jitter_batch(images, 0.0), images)  # strength 0: unchanged
+
+
+def test_batch_augment_normalises_and_refuses_images_normalised_already():
+    samples = unit_samples(range(4), size=(32, 32))
+    images, _ = BatchAugment(rotation=0, color_jitter=0)(samples)
+    expected = torch.stack(
+        [eval_transforms()(*labelled_pair(s, size=(32, 32)))[0] for s in range(4)]
+    )
+    torch.testing.assert_close(images, expected)
+    normalised = [eval_transforms()(*labelled_pair(s, size=(32, 32))) for s in range(4)]
+    with pytest.raises(ValueError, match="mean=None, std=None"):
+        BatchAugment()(normalised)

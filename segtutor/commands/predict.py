@@ -35,7 +35,6 @@ from segtutor.errors import DataError, Problem, listed
 from segtutor.formats import is_image_file, read_metadata
 from segtutor.inference import BLENDS, DEFAULT_WINDOW, Predictor, class_map, read_photo
 from segtutor.runtime import choose_device
-from segtutor.viz import make_palette, overlay
 
 __all__ = [
     "add_arguments",
@@ -241,6 +240,8 @@ def _write_outputs(paths: dict[str, Path], pixels: np.ndarray, logits: torch.Ten
         if "confidence" in paths:
             grey = (probabilities.max(dim=0).values * 255).round().to(torch.uint8).numpy()
             _save_png(paths["confidence"], grey)
+    from segtutor.viz import overlay  # here: matplotlib, which viz imports, is slow to load
+
     _save_png(paths["overlay"], overlay(pixels, preds, palette))
     save_index_png(paths["mask"], preds, palette)
     return preds
@@ -248,6 +249,8 @@ def _write_outputs(paths: dict[str, Path], pixels: np.ndarray, logits: torch.Ten
 
 def _class_names(predictor: Predictor, classes: Path | None) -> tuple[list[str], list]:
     """Names and palette: from `--classes`, else the checkpoint, else `class_0..` and defaults."""
+    from segtutor.viz import make_palette  # here: matplotlib, which viz imports, is slow to load
+
     n = predictor.num_classes
     names = predictor.class_names or [f"class_{c}" for c in range(n)]
     palette = predictor.palette or make_palette(n)
