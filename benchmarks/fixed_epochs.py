@@ -60,12 +60,21 @@ def run_variant(name: str, data: Path, num_epochs: int, max_train_images: int | 
     """Train one variant for `num_epochs`; its per-epoch numbers and the table's summary."""
     run = prepare(data, num_epochs=num_epochs, progress=False, max_train_images=max_train_images)
     config = replace(run.config, amp=False, channels_last=True)  # the same steps on any CPU
+    if name in ("no-augmentation", "no-crops-either"):  # the recipe's BatchAugment: rotation
+        run.train_loader.collate_fn.rotation = 0  # and jitter off, normalisation kept
+        run.train_loader.collate_fn.color_jitter = 0
     if name == "no-augmentation":
         run.train_ds.transform = train_transforms(
-            run.options.input_size, crop=True, hflip=False, rotation=0, color_jitter=0
+            run.options.input_size,
+            crop=True,
+            hflip=False,
+            rotation=0,
+            color_jitter=0,
+            mean=None,
+            std=None,
         )
     elif name == "no-crops-either":
-        run.train_ds.transform = eval_transforms()
+        run.train_ds.transform = eval_transforms(mean=None, std=None)
     elif name == "constant-5e-3":
         config = replace(config, scheduler="none")
     elif name == "adam-1e-4":
