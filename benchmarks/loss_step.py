@@ -1,8 +1,9 @@
-"""The loss and the optimizer's part of a training step, before and after making them cheaper.
+"""The loss, the optimizer and the augmentation of a training step, before and after making them
+cheaper.
 
     python benchmarks/loss_step.py              # best of 5 rounds of 20 calls each
 
-Two measurements, each in turns within one process:
+Three measurements, each in turns within one process:
 
 - The recipe's loss (CE + Dice, class weights with the prior adjustment, deep supervision's
   three coarse heads), forward and backward, on bfloat16 channels-last logits such as the
@@ -11,6 +12,9 @@ Two measurements, each in turns within one process:
   Three batch shapes: the bundled scenes (8 x 4 classes), ccp9 (16 x 9), nuclei (16 x 2).
 - One AdamW step over the `course` and `wide` U-Nets' parameters: torch's default
   (`foreach`) against `fused=True`.
+- One training batch of eight 96-pixel crops of 128x128 images, as the recipe augments them:
+  `train_transforms` image by image (crop, flip, rotation, colour jitter, normalisation) and
+  the default collate, against the crop and flip per image and `BatchAugment` on the batch.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import argparse
 import time
 
 import torch
+from torch.utils.data import default_collate
 
 import segtutor.losses
+from segtutor.data import one_thread
 from segtutor.losses import CEDiceLoss, DeepSupervisionLoss
 from segtutor.model import build_unet
+from segtutor.transforms import BatchAugment, train_transforms
 
 SHAPES = {"scenes": (8, 4, 96), "ccp9": (16, 9, 96), "nuclei": (16, 2, 96)}
 
@@ -83,6 +90,32 @@ def optimizer_ms(preset: str, rounds: int) -> dict[str, float]:
     return {name: min(times) for name, times in results.items()}
 
 
+def augmentation_ms(rounds: int) -> dict[str, float]:
+    """One batch of eight crops augmented, ms: image by image, and with `BatchAugment`."""
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, 128, 128), dtype=torch.uint8, generator=generator)
+    mask = torch.randint(0, 4, (128, 128), generator=generator)
+    per_image = train_transforms(96, crop=True)
+    cheap = train_transforms(96, crop=True, rotation=0, color_jitter=0, mean=None, std=None)
+    augment = BatchAugment()
+
+    def image_by_image() -> None:
+        with one_thread():  # as the dataset runs its transform
+            samples = [per_image(image, mask) for _ in range(8)]
+        default_collate(samples)
+
+    def by_batch() -> None:
+        with one_thread():
+            samples = [cheap(image, mask) for _ in range(8)]
+        augment(samples)
+
+    results: dict[str, list[float]] = {"image by image": [], "BatchAugment": []}
+    for _ in range(rounds):
+        results["image by image"].append(best_ms(image_by_image, 1))
+        results["BatchAugment"].append(best_ms(by_batch, 1))
+    return {name: min(times) for name, times in results.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -101,6 +134,11 @@ def main() -> None:
         ms = optimizer_ms(preset, args.rounds)
         print(f"| {preset} U-Net | {ms['foreach']:.2f} ms | {ms['fused']:.2f} ms "
               f"| {ms['fused'] / ms['foreach'] - 1:+.0%} |")  # fmt: skip
+    ms = augmentation_ms(args.rounds)
+    print("\n| a batch of 8 crops, 96 px | image by image | BatchAugment | change |")
+    print("|---|---:|---:|---:|")
+    print(f"| augmented | {ms['image by image']:.2f} ms | {ms['BatchAugment']:.2f} ms "
+          f"| {ms['BatchAugment'] / ms['image by image'] - 1:+.0%} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -141,8 +141,8 @@ class BatchAugment:
     steps (crop, flips) stay in the dataset's transform, which hands over images in `[0, 1]`
     (`train_transforms(size, rotation=0, color_jitter=0, mean=None, std=None)`), and this
     collates them and does the rest once per batch, with each image's own random angle and
-    factors: the same augmentation, several times cheaper (docs/benchmarks.md, "Augmenting
-    whole batches").
+    factors: the same augmentation, a few calls per batch instead of many per image
+    (docs/benchmarks.md, "A cheaper step, and 24 epochs", has the time and the scores).
 
     Rotation: a uniform angle in `[-rotation, rotation]` degrees about the centre, bilinear
     for the image and nearest for the mask; pixels brought in from outside are 0 (black) in

@@ -109,7 +109,7 @@ def test_mixed_sizes_validate_one_image_at_a_time(mixed):
 def test_epochs_default_from_quick_mode(scenes, monkeypatch):
     monkeypatch.setenv("SEGTUTOR_QUICK", "")
     assert default_epochs() == 24
-    assert prepare(scenes, preset="tiny").config.num_epochs == 20
+    assert prepare(scenes, preset="tiny").config.num_epochs == 24
     monkeypatch.setenv("SEGTUTOR_QUICK", "1")
     assert default_epochs() == 2
     assert prepare(scenes, preset="tiny").config.num_epochs == 2
