@@ -334,7 +334,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
             },
         ]
     # One fused kernel for all parameters instead of several operations per tensor: an AdamW
-    # step 3.3 -> 0.5 ms for the course U-Net on a 2-core CPU (docs/benchmarks.md, "A cheaper
+    # step 2.2-3.3 -> 0.5 ms for the course U-Net on a 2-core CPU (docs/benchmarks.md, "A cheaper
     # step, and 24 epochs").
     fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
     if config.optimizer == "adamw":

@@ -258,10 +258,10 @@ def dense_float(logits: torch.Tensor) -> torch.Tensor:
 
     Introduced in `04_training.ipynb`. A channels-last model hands its loss channels-last
     logits (each pixel's classes side by side in memory), in which the loss's sums over pixels
-    run slowly: one copy first made the recipe's CE + Dice with deep supervision 13-31%
-    cheaper, forward and backward, on the batches of the bundled scenes, ccp9 and nuclei
-    (docs/benchmarks.md, "A cheaper step, and 24 epochs").
-    Under autocast both terms would each cast bfloat16 logits to float32 anyway.
+    run slowly: one copy first made the recipe's CE + Dice with deep supervision 13-41%
+    cheaper, forward and backward, on batches of the bundled scenes, ccp9 and nuclei (two
+    runs; docs/benchmarks.md, "A cheaper step, and 24 epochs"). Under autocast both terms
+    would each cast bfloat16 logits to float32 anyway.
     """
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
