@@ -1,8 +1,8 @@
 """Time for the default `segtutor train` to reach a validation mIoU, against another checkout.
 
-    git worktree add /tmp/old 3ce82f9                  # the default to compare with
-    python benchmarks/time_to_miou.py --baseline /tmp/old
-    python benchmarks/time_to_miou.py --baseline /tmp/old --seeds 0,1,2 --target 0.90
+    git worktree add ../segtutor-old 3ce82f9                  # the default to compare with
+    python benchmarks/time_to_miou.py --baseline ../segtutor-old
+    python benchmarks/time_to_miou.py --baseline ../segtutor-old --seeds 0,1,2 --target 0.90
 
 The issue's target for the bundled scenes: the default `train` reaches val mIoU >= 0.90 in at
 most 0.6x the wall time of the old default, both measured in one sitting on the same machine.
