@@ -167,11 +167,15 @@ def _readme(kind: str, seed: int, summary: dict) -> str:
         "|---|---|---|---|---|",
     ]
     totals = {s: sum(c) + summary["ignored_pixels"][s] for s, c in summary["pixel_counts"].items()}
+
+    def percent(count: int, split: str) -> float:
+        return 100 * count / totals[split] if totals[split] else 0.0  # a split may be empty
+
     for i, name in enumerate(meta["class_names"]):
-        freq = [100 * summary["pixel_counts"][s][i] / totals[s] for s in ("train", "val")]
+        freq = [percent(summary["pixel_counts"][s][i], s) for s in ("train", "val")]
         hex_colour = "#{:02X}{:02X}{:02X}".format(*meta["palette"][i])
         lines.append(f"| {i} | {name} | {hex_colour} | {freq[0]:.1f}% | {freq[1]:.1f}% |")
-    ignored = [100 * summary["ignored_pixels"][s] / totals[s] for s in ("train", "val")]
+    ignored = [percent(summary["ignored_pixels"][s], s) for s in ("train", "val")]
     if any(ignored):
         lines.append(f"| 255 | ignore | (white) | {ignored[0]:.1f}% | {ignored[1]:.1f}% |")
     lines += ["", "## How it was made", "", _HOW[kind], ""]

@@ -490,3 +490,35 @@ def test_time_to_miou_reads_train_s_epoch_lines_and_finds_the_first_at_the_targe
     run = {"epochs": [(1, 0.5, 3.0), (2, 0.91, 5.0), (3, 0.89, 7.0), (4, 0.95, 9.0)]}
     assert time_to_miou.time_to(run, 0.90) == (2, 5.0)
     assert time_to_miou.time_to(run, 0.96) is None
+
+
+def test_at_budget_heldout_set_is_new_images_of_the_same_kind(tmp_path):
+    at_budget = _import_benchmark("at_budget")
+    data = Path(__file__).resolve().parents[1] / "data_samples" / "scenes"
+    heldout = at_budget.heldout_set(data, tmp_path / "heldout", images=3, seed=7)
+    masks = sorted((heldout / "val" / "masks").iterdir())
+    assert len(masks) == 3 and not (heldout / "train").exists()
+    assert json.loads((heldout / "dataset.json").read_text())["name"] == "scenes"
+    for mask in masks:  # the same file names as the bundled set's, other images
+        bundled = data / "val" / "masks" / mask.name
+        if bundled.exists():
+            assert mask.read_bytes() != bundled.read_bytes()
+    with Image.open(masks[0]) as image:
+        assert image.size == (128, 128)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(SystemExit, match="give --heldout FOLDER"):
+        at_budget.heldout_set(tmp_path / "mine", tmp_path / "other", images=3, seed=7)
+
+
+def test_at_budget_table_pairs_each_seed_and_gives_the_means():
+    at_budget = _import_benchmark("at_budget")
+    runs = [
+        {"checkout": "baseline", "seed": 0, "epochs": 100, "val": 0.96, "heldout": 0.94},
+        {"checkout": "this", "seed": 0, "epochs": 200, "val": 0.95, "heldout": 0.95},
+        {"checkout": "baseline", "seed": 1, "epochs": 110, "val": 0.95, "heldout": 0.93},
+        {"checkout": "this", "seed": 1, "epochs": 220, "val": 0.96, "heldout": 0.96},
+    ]
+    lines = at_budget.table(runs)
+    assert lines[2] == "| 0 | 100 | 0.9600 | 0.9400 | 200 | 0.9500 | 0.9500 | +0.0100 |"
+    assert lines[3] == "| 1 | 110 | 0.9500 | 0.9300 | 220 | 0.9600 | 0.9600 | +0.0300 |"
+    assert lines[4] == "| mean | 105 | 0.9550 | 0.9350 | 210 | 0.9550 | 0.9550 | +0.0200 |"

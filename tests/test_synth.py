@@ -53,6 +53,14 @@ def test_a_small_set_is_a_prefix_of_a_larger_one(tmp_path, tiny):
     assert len(list((tmp_path / "train" / "images").iterdir())) == 1
 
 
+def test_a_split_may_be_empty(tmp_path):
+    """A held-out set is a val split alone; its README gives 0% for the empty train split."""
+    summary = synth.write_dataset(tmp_path, "scenes", n_train=0, n_val=2, size=(64, 64), seed=5)
+    assert summary["counts"] == {"train": 0, "val": 2}
+    assert len(list((tmp_path / "val" / "masks").iterdir())) == 2
+    assert "| 0 | background | #000000 | 0.0% |" in (tmp_path / "README.md").read_text()
+
+
 @pytest.mark.parametrize("kind", ["scenes", "cells"])
 def test_generators_return_rgb_uint8_and_valid_masks(kind):
     image, mask = synth.GENERATORS[kind](np.random.default_rng(0), (48, 80))
