@@ -51,7 +51,7 @@ from segtutor.distributed import (
 )
 from segtutor.fit_state import FitState
 from segtutor.inference import class_map, resize_logits
-from segtutor.losses import DeepSupervisionLoss, build_loss
+from segtutor.losses import DeepSupervisionLoss, build_loss, shrink_masks
 from segtutor.metrics import ConfusionMatrix
 from segtutor.runtime import choose_device, model_device, seed_everything
 from segtutor.transforms import shrink_batch
@@ -180,7 +180,11 @@ def validate(
     """One pass over `val_loader` in eval mode: a confusion matrix over all of it, and the loss.
 
     Predictions are compared with the masks at the masks' own resolution (logits of another size
-    are resized bilinearly first). Under torchrun, pass this process's share
+    are resized bilinearly first). The loss is taken where the model predicts, as in training:
+    on its logits, against the masks shrunk to their size (`segtutor.losses.shrink_masks`). At
+    a street photo's own 550x830 pixels it took two thirds of each validation pass on ccp9
+    (docs/benchmarks.md, "The validation loss where the model predicts"). Under torchrun, pass
+    this process's share
     (`segtutor.distributed.shard_loader(loader)`): the matrix and the loss are summed over the
     processes, so every process returns the same numbers.
 
@@ -199,11 +203,11 @@ def validate(
         images = images.to(device, non_blocking=True)  # (N, 3, H, W)
         masks = masks.to(device, non_blocking=True)  # (N, h, w), maybe at another size
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(images)
-        logits = resize_logits(logits.float(), masks.shape[-2:])  # (N, C, h, w)
+            logits = model(images).float()  # (N, C, H, W)
         if loss_fn is not None:
-            loss_sum += loss_fn(logits, masks).item() * images.shape[0]
+            loss_sum += loss_fn(logits, shrink_masks(masks, logits.shape[-2:])).item() * len(images)
         num_images += images.shape[0]
+        logits = resize_logits(logits, masks.shape[-2:])  # (N, C, h, w)
         cm.update(class_map(logits), masks)  # logits.argmax(dim=1), faster
     model.train(was_training)
     # Under torchrun each process saw its own share: sum them (no-ops in a single process).
@@ -319,7 +323,10 @@ def fit(
     run = FitState(config, callbacks, model, optimizer, scaler, train_loader, resume_from, started)
     history = run.history
     net = _training_net(model, config, device, train_loader)  # DDP, compiled: what trains
-    val_options = dict(device=device, amp_dtype=amp_dtype, ignore_index=config.ignore_index)
+    # what every validation pass gets, the pass that times validation for the budget included
+    val_options = dict(
+        loss_fn=loss_fn, device=device, amp_dtype=amp_dtype, ignore_index=config.ignore_index
+    )
     timer = lambda part: _seconds_per_image(model, part, num_classes, val_options)  # noqa: E731
     val_loader = shard_loader(run.budget_val_loader(val_loader, timer))  # budget: maybe a subset
     progress = config.progress and is_main_process()
@@ -339,7 +346,7 @@ def fit(
         broadcast_buffers(model)  # every process validates the model rank 0 saves
         cm, val_loss, val_start = None, math.nan, time.monotonic()
         if run.validation_due():  # always, unless a time budget makes it skip some epochs
-            cm, val_loss = validate(model, val_loader, num_classes, loss_fn=loss_fn, **val_options)
+            cm, val_loss = validate(model, val_loader, num_classes, **val_options)
             run.note_validation(time.monotonic() - val_start)
         lr, seconds = optimizer.param_groups[0]["lr"], time.monotonic() - epoch_start
         history.append(epoch, train_loss, val_loss, cm, lr=lr, seconds=seconds, val_s=run.val_s,

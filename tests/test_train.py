@@ -617,6 +617,30 @@ def test_validate_confusion_matrix_and_loss():
     assert math.isnan(validate(model, val, NUM_CLASSES)[1])  # no loss_fn: no loss
 
 
+def test_validate_takes_the_loss_where_the_model_predicts_and_metrics_at_the_masks_size():
+    from segtutor.losses import shrink_masks
+
+    model = new_model().eval()
+    images, masks = colour_dataset(4, size=16).tensors
+    big = masks.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)  # drawn at 2x the size
+    big[:, 0, :] = 255  # a row the shrunk masks never sample: ignored either way
+    loader = DataLoader(TensorDataset(images, big), batch_size=2)
+    seen: list[tuple[int, ...]] = []
+
+    def loss_fn(logits, target):
+        seen.append((*logits.shape[-2:], *target.shape[-2:]))
+        return nn.functional.cross_entropy(logits, target, ignore_index=255)
+
+    cm, val_loss = validate(model, loader, NUM_CLASSES, loss_fn=loss_fn)
+    assert seen == [(16, 16, 16, 16)] * 2  # the model's size, not the masks' 32x32
+    with torch.no_grad():
+        logits = model(images)
+    expected = nn.functional.cross_entropy(logits, shrink_masks(big, (16, 16)), ignore_index=255)
+    torch.testing.assert_close(val_loss, expected.item(), rtol=1e-5, atol=0)
+    labelled = big[big != 255]  # the metrics count every labelled pixel of the big masks
+    assert torch.equal(cm.matrix.sum(dim=1), torch.bincount(labelled, minlength=NUM_CLASSES))
+
+
 @pytest.mark.parametrize(
     ("val_miou", "patience", "stop"),
     [
