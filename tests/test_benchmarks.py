@@ -522,3 +522,24 @@ def test_at_budget_table_pairs_each_seed_and_gives_the_means():
     assert lines[2] == "| 0 | 100 | 0.9600 | 0.9400 | 200 | 0.9500 | 0.9500 | +0.0100 |"
     assert lines[3] == "| 1 | 110 | 0.9500 | 0.9300 | 220 | 0.9600 | 0.9600 | +0.0300 |"
     assert lines[4] == "| mean | 105 | 0.9550 | 0.9350 | 210 | 0.9550 | 0.9550 | +0.0200 |"
+
+
+def test_budget_epochs_scores_the_kept_weights_on_the_heldout_folder(tmp_path, capsys):
+    from segtutor.synth import write_dataset
+
+    budget_epochs = _import_benchmark("budget_epochs")
+    data = tmp_path / "scenes"
+    write_dataset(data, "scenes", n_train=8, n_val=3, size=(48, 48), seed=0)
+    choices = '{"preset": "tiny", "input_size": 32, "batch_augment": false}'
+    threads = torch.get_num_threads()
+    try:
+        budget_epochs.main([str(data), "2", "0", choices, "--heldout", str(data)])
+    finally:
+        torch.set_num_threads(threads)  # the script trains on one thread
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["epochs"] == 2 and len(line["last_six"]) == 2
+    assert line["choices"] == {"preset": "tiny", "input_size": 32, "batch_augment": False}
+    assert line["best"] >= line["last"]  # the best epoch is kept
+    # the held-out folder here is the validation set itself: the kept weights score there
+    # exactly what fit recorded for them
+    assert line["heldout"] == line["best"]

@@ -21,10 +21,11 @@ def scenes(tmp_path_factory):
     return root
 
 
-def tiny_train(scenes, out, *extra: str, epochs: int = 1, size: int = 64) -> list[str]:
-    """The argv of a quick `train` on the test scenes (tiny preset, batches of 4); `extra` last."""
+def tiny_train(scenes, out, *extra: str, epochs: int | None = 1, size: int = 64) -> list[str]:
+    """The argv of a quick `train` on the test scenes (tiny preset, batches of 4); `extra` last.
+    `epochs` None: no --epochs (for a --time-budget in `extra`)."""
     fixed = ["train", "--batch-size", "4", "--quiet", "--preset", "tiny"]
-    sizes = ["--epochs", str(epochs), "--size", str(size)]
+    sizes = ["--size", str(size)] + (["--epochs", str(epochs)] if epochs is not None else [])
     return [*fixed, "--data", str(scenes), "--out", str(out), *sizes, *extra]
 
 
@@ -67,6 +68,23 @@ def test_train_without_deep_supervision(scenes, tmp_path):
     checkpoint = torch.load(tmp_path / "best.pt", weights_only=True)
     assert not checkpoint["model_config"]["deep_supervision"]
     assert not any(key.startswith("aux_heads.") for key in checkpoint["model_state"])
+
+
+def test_train_passes_the_augmentation_choice_on(scenes, tmp_path, monkeypatch):
+    asked = []
+
+    class Stop(BaseException):
+        """Raised by the stand-in for `prepare`: nothing is trained."""
+
+    def stand_in(data, **choices):
+        asked.append(choices["batch_augment"])
+        raise Stop
+
+    monkeypatch.setattr("segtutor.commands.train.prepare", stand_in)
+    for flags in ([], ["--batch-augment"], ["--no-batch-augment"]):
+        with pytest.raises(Stop):
+            main(tiny_train(scenes, tmp_path, "--time-budget", "5", *flags, epochs=None))
+    assert asked == [None, True, False]  # None: the recipe chooses (off under a budget)
 
 
 @pytest.mark.slow  # trains through the whole command line

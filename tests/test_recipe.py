@@ -13,6 +13,7 @@ from segtutor.losses import RECOMMENDED_WEIGHTING, class_weights
 from segtutor.recipe import (
     DECODER_CONVS,
     RecipeOptions,
+    choose_batch_augment,
     choose_batch_size,
     choose_input_mode,
     choose_preset,
@@ -22,7 +23,7 @@ from segtutor.recipe import (
 )
 from segtutor.synth import write_dataset
 from segtutor.train import TrainConfig, fit
-from segtutor.transforms import BatchAugment
+from segtutor.transforms import COLOR_JITTER, ROTATION_DEGREES, BatchAugment
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +201,28 @@ def test_progressive_resizing_under_a_time_budget_only(scenes):
     assert off.config.progressive_scale == 1.0  # as asked, budget or not
     asked = prepare(scenes, preset="tiny", input_size=32, progressive_scale=0.5)
     assert asked.config.progressive_scale == 0.5
+
+
+def test_a_time_budget_augments_by_crops_and_flips_only(scenes):
+    assert (choose_batch_augment(None), choose_batch_augment(60.0)) == (True, False)
+
+    def augmentation(run):
+        collate = run.train_loader.collate_fn
+        assert isinstance(collate, BatchAugment) and collate.mean is not None  # normalised
+        return collate.rotation, collate.color_jitter
+
+    epochs = prepare(scenes, preset="tiny", input_size=32)
+    assert augmentation(epochs) == (ROTATION_DEGREES, COLOR_JITTER) != (0, 0)
+    assert "crops and flips only" not in epochs.describe()
+    budget = prepare(scenes, preset="tiny", input_size=32, time_budget_s=30.0)
+    assert augmentation(budget) == (0, 0)
+    assert "augmented by crops and flips only" in budget.describe()
+    asked = prepare(scenes, preset="tiny", input_size=32, time_budget_s=30.0, batch_augment=True)
+    assert augmentation(asked) == (ROTATION_DEGREES, COLOR_JITTER)  # as asked, budget or not
+    off = prepare(scenes, preset="tiny", input_size=32, batch_augment=False)
+    assert augmentation(off) == (0, 0)
+    images, masks = next(iter(budget.train_loader))
+    assert images.shape[-2:] == masks.shape[-2:] == (32, 32)
 
 
 def test_more_classes_than_names_is_a_data_error(scenes):

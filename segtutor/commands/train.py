@@ -150,6 +150,15 @@ def _model_arguments(group, default: RecipeOptions) -> None:
         '--time-budget, 1 otherwise; see docs/benchmarks.md, "Progressive resizing")',
     )
     group.add_argument(
+        "--batch-augment",
+        action=argparse.BooleanOptionalAction,
+        default=default.batch_augment,
+        help="rotate and colour-jitter every training batch, on top of each image's random "
+        "crop and flips (default: on for --epochs, off under --time-budget, where the few "
+        'passes learn more without; see docs/benchmarks.md, "Crops and flips only under a '
+        'budget")',
+    )
+    group.add_argument(
         "--deep-supervision",
         action=argparse.BooleanOptionalAction,
         default=default.deep_supervision,
@@ -300,6 +309,7 @@ def _train(args: argparse.Namespace) -> int:
         input_mode=None if args.input_mode == "auto" else args.input_mode,
         working_scale=None if args.scale == "auto" else args.scale,
         progressive_scale=None if args.progressive_scale == "auto" else args.progressive_scale,
+        batch_augment=args.batch_augment,
         batch_size=args.batch_size,
         class_weights=None if args.class_weights == "none" else args.class_weights,
         prior_adjustment=args.prior_adjustment,
