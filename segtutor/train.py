@@ -321,12 +321,9 @@ def fit(
     # float16 needs its loss scaled (small gradients would round to 0); bfloat16 does not
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     run = FitState(config, callbacks, model, optimizer, scaler, train_loader, resume_from, started)
-    history = run.history
-    net = _training_net(model, config, device, train_loader)  # DDP, compiled: what trains
-    # what every validation pass gets, the pass that times validation for the budget included
-    val_options = dict(
-        loss_fn=loss_fn, device=device, amp_dtype=amp_dtype, ignore_index=config.ignore_index
-    )
+    history, net = run.history, _training_net(model, config, device, train_loader)  # DDP, compiled
+    val_options = dict(loss_fn=loss_fn, device=device, amp_dtype=amp_dtype,
+                       ignore_index=config.ignore_index)  # fmt: skip
     timer = lambda part: _seconds_per_image(model, part, num_classes, val_options)  # noqa: E731
     val_loader = shard_loader(run.budget_val_loader(val_loader, timer))  # budget: maybe a subset
     progress = config.progress and is_main_process()
